@@ -1,0 +1,231 @@
+"""One recurrent layer, one direction, a whole sequence per call.
+
+Every function here runs rnncore's C++ kernels.  Shapes are time-major and
+use fixed letters: ``x`` is ``[T, B, I]``, states are ``[B, H]``, outputs
+``[T, B, H]``; weights and biases have PyTorch's names, shapes and gate
+orders (LSTM ``i, f, g, o``; GRU ``r, z, n``), so the arrays of a
+``torch.nn.LSTM``/``GRU``/``RNN`` layer can be passed unchanged.  All float
+arrays share one dtype, float32 or float64, and must be C-contiguous.
+
+``lengths`` (``[B]`` integers, any order, each in ``[1, T]``) makes a batch
+of variable-length sequences: outputs past a sequence's length are exactly
+zero, its final state is its state after its own last step, and with
+``reverse=True`` it is read from its own last step back to the first.
+
+A forward pass with ``keep_cache=True`` returns an opaque cache for the
+matching ``*_backward``; with ``keep_cache=False`` nothing is kept per step
+and the cache is ``None``.  The cache holds its own copies of the inputs and
+weights, so they may change after forward returns.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from . import _core
+
+__all__ = [
+    "LSTMGrads",
+    "GRUGrads",
+    "RNNGrads",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+    "rnn_forward",
+    "rnn_backward",
+]
+
+
+class LSTMGrads(NamedTuple):
+    """Gradients returned by :func:`lstm_backward` (bias fields are None
+    when the forward pass had no bias)."""
+
+    dx: np.ndarray
+    dh0: np.ndarray
+    dc0: np.ndarray
+    dweight_ih: np.ndarray
+    dweight_hh: np.ndarray
+    dbias_ih: Optional[np.ndarray]
+    dbias_hh: Optional[np.ndarray]
+
+
+class GRUGrads(NamedTuple):
+    """Gradients returned by :func:`gru_backward`."""
+
+    dx: np.ndarray
+    dh0: np.ndarray
+    dweight_ih: np.ndarray
+    dweight_hh: np.ndarray
+    dbias_ih: Optional[np.ndarray]
+    dbias_hh: Optional[np.ndarray]
+
+
+class RNNGrads(NamedTuple):
+    """Gradients returned by :func:`rnn_backward`."""
+
+    dx: np.ndarray
+    dh0: np.ndarray
+    dweight_ih: np.ndarray
+    dweight_hh: np.ndarray
+    dbias_ih: Optional[np.ndarray]
+    dbias_hh: Optional[np.ndarray]
+
+
+def _flag(fn: str, name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def lstm_forward(
+    x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
+    lengths=None, reverse=False, keep_cache=True,
+):
+    """Run an LSTM layer over a sequence.
+
+    Parameters
+    ----------
+    x : ndarray, [T, B, I]
+    h0, c0 : ndarray [B, H] or None
+        Initial hidden and cell states (None: zeros).
+    weight_ih : ndarray, [4H, I]
+    weight_hh : ndarray, [4H, H]
+    bias_ih, bias_hh : ndarray [4H] or None
+        Both or neither.
+    lengths : ndarray [B] of int, optional
+    reverse : bool
+        Run from each sequence's last step to its first.
+    keep_cache : bool
+        Keep what :func:`lstm_backward` needs.
+
+    Returns
+    -------
+    y : ndarray, [T, B, H]
+    h_n, c_n : ndarray, [B, H]
+    cache : object or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnncore.functional import lstm_forward, lstm_backward
+    >>> x = np.ones((4, 1, 2))
+    >>> w_ih, w_hh = np.full((12, 2), 0.1), np.full((12, 3), 0.1)
+    >>> y, h_n, c_n, cache = lstm_forward(x, None, None, w_ih, w_hh)
+    >>> lstm_backward(cache, np.ones_like(y)).dweight_hh.shape
+    (12, 3)
+    """
+    fn = "lstm_forward"
+    return _core.lstm_forward(
+        x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths,
+        _flag(fn, "reverse", reverse), _flag(fn, "keep_cache", keep_cache),
+    )
+
+
+def lstm_backward(cache, dy, dh_n=None, dc_n=None) -> LSTMGrads:
+    """Backpropagate through the LSTM forward pass that made ``cache``.
+
+    Parameters
+    ----------
+    cache : object
+        From :func:`lstm_forward` with ``keep_cache=True``.
+    dy : ndarray [T, B, H] or None
+        Gradient of the loss with respect to ``y`` (padded steps ignored).
+    dh_n, dc_n : ndarray [B, H] or None
+        Gradients with respect to the final states.
+
+    Returns
+    -------
+    LSTMGrads
+    """
+    return LSTMGrads(*_core.lstm_backward(cache, dy, dh_n, dc_n))
+
+
+def gru_forward(
+    x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
+    lengths=None, reverse=False, reset_after=True, keep_cache=True,
+):
+    """Run a GRU layer over a sequence.
+
+    Parameters
+    ----------
+    x : ndarray, [T, B, I]
+    h0 : ndarray [B, H] or None
+    weight_ih : ndarray, [3H, I]
+    weight_hh : ndarray, [3H, H]
+    bias_ih, bias_hh : ndarray [3H] or None
+    lengths, reverse, keep_cache
+        As in :func:`lstm_forward`.
+    reset_after : bool
+        True (PyTorch, cuDNN): ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``;
+        False (the original paper): ``n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)``.
+
+    Returns
+    -------
+    y : ndarray, [T, B, H]
+    h_n : ndarray, [B, H]
+    cache : object or None
+    """
+    fn = "gru_forward"
+    return _core.gru_forward(
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths,
+        _flag(fn, "reverse", reverse), _flag(fn, "reset_after", reset_after),
+        _flag(fn, "keep_cache", keep_cache),
+    )
+
+
+def gru_backward(cache, dy, dh_n=None) -> GRUGrads:
+    """Backpropagate through the GRU forward pass that made ``cache``.
+
+    Returns
+    -------
+    GRUGrads
+    """
+    return GRUGrads(*_core.gru_backward(cache, dy, dh_n))
+
+
+def rnn_forward(
+    x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
+    lengths=None, reverse=False, nonlinearity="tanh", keep_cache=True,
+):
+    """Run a dense (Elman) recurrent layer: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.
+
+    Parameters
+    ----------
+    x : ndarray, [T, B, I]
+    h0 : ndarray [B, H] or None
+    weight_ih : ndarray, [H, I]
+    weight_hh : ndarray, [H, H]
+    bias_ih, bias_hh : ndarray [H] or None
+    nonlinearity : {"tanh", "relu"}
+    lengths, reverse, keep_cache
+        As in :func:`lstm_forward`.
+
+    Returns
+    -------
+    y : ndarray, [T, B, H]
+    h_n : ndarray, [B, H]
+    cache : object or None
+    """
+    fn = "rnn_forward"
+    if not isinstance(nonlinearity, str):
+        raise TypeError(
+            f"{fn}: nonlinearity must be 'tanh' or 'relu', got {type(nonlinearity).__name__}"
+        )
+    return _core.rnn_forward(
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths,
+        _flag(fn, "reverse", reverse), nonlinearity,
+        _flag(fn, "keep_cache", keep_cache),
+    )
+
+
+def rnn_backward(cache, dy, dh_n=None) -> RNNGrads:
+    """Backpropagate through the dense-cell forward pass that made ``cache``.
+
+    Returns
+    -------
+    RNNGrads
+    """
+    return RNNGrads(*_core.rnn_backward(cache, dy, dh_n))

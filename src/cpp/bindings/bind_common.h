@@ -1,0 +1,127 @@
+// What every cell's bindings share: dtype dispatch, output allocation, the
+// Python class of a cache, and the checks of backward's inputs.
+#pragma once
+
+#include <memory>
+#include <type_traits>
+
+#include "bindings/checks.h"
+#include "rnncore/cache.h"
+
+namespace rnncore::bindings {
+
+template <typename T>
+py::array_t<T> new_array(std::initializer_list<index_t> shape) {
+  return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+template <typename T>
+const T* data_of(const py::array& a) {
+  return static_cast<const T*>(a.data());
+}
+template <typename T>
+const T* data_of(const std::optional<py::array>& a) {
+  return a ? data_of<T>(*a) : nullptr;
+}
+
+template <typename T>
+CellWeights<T> weights_of(const SeqInputs& in) {
+  return {data_of<T>(in.W_ih), data_of<T>(in.W_hh), data_of<T>(in.b_ih),
+          data_of<T>(in.b_hh)};
+}
+
+inline Schedule schedule_of(const SeqInputs& in, bool reverse) {
+  return {in.d, in.lengths.empty() ? nullptr : in.lengths.data(), reverse};
+}
+
+// Calls f(T{}) with T = float or double, as x's dtype says.
+template <typename F>
+py::object with_dtype(const SeqInputs& in, F&& f) {
+  if (in.dtype.is(py::dtype::of<float>())) return f(float{});
+  return f(double{});
+}
+
+// The cache returned by `forward_fn`, as a C++ reference, whichever dtype.
+template <template <typename> class CacheT, typename F>
+py::object with_cache(py::handle obj, const char* fn, const char* forward_fn,
+                      F&& f) {
+  if (obj.is_none())
+    fail_value(std::string(fn) +
+               ": cache is None: the forward pass ran with keep_cache=False "
+               "and kept nothing to backpropagate through");
+  if (py::isinstance<CacheT<float>>(obj))
+    return f(obj.cast<const CacheT<float>&>());
+  if (py::isinstance<CacheT<double>>(obj))
+    return f(obj.cast<const CacheT<double>&>());
+  fail_type(std::string(fn) + ": cache must be a cache returned by " +
+            forward_fn + ", got " +
+            py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+}
+
+// The gradients backward returns, allocated before the GIL is released.
+template <typename T>
+struct GradArrays {
+  py::array_t<T> dx, dW_ih, dW_hh;
+  std::optional<py::array_t<T>> db_ih, db_hh;
+
+  GradArrays(const SeqCache<T>& c, index_t G)
+      : dx(new_array<T>({c.d.T, c.d.B, c.d.I})),
+        dW_ih(new_array<T>({G * c.d.H, c.d.I})),
+        dW_hh(new_array<T>({G * c.d.H, c.d.H})) {
+    if (c.has_bias) {
+      db_ih = new_array<T>({G * c.d.H});
+      db_hh = new_array<T>({G * c.d.H});
+    }
+  }
+  CellGrads<T> grads() {
+    return {dW_ih.mutable_data(), dW_hh.mutable_data(),
+            db_ih ? db_ih->mutable_data() : nullptr,
+            db_hh ? db_hh->mutable_data() : nullptr};
+  }
+  py::object bias(const std::optional<py::array_t<T>>& b) const {
+    return b ? py::object(*b) : py::object(py::none());
+  }
+  // (dx, *states, dW_ih, dW_hh, db_ih, db_hh)
+  template <typename... States>
+  py::tuple result(const States&... states) const {
+    return py::make_tuple(dx, states..., dW_ih, dW_hh, bias(db_ih),
+                          bias(db_hh));
+  }
+};
+
+// dy [T,B,H] and the final-state gradients [B,H] (each may be None), checked
+// against the cache's shape and dtype.
+template <typename T>
+const T* grad_input(py::handle obj, const SeqCache<T>& c, const Arg& arg,
+                    bool per_step) {
+  if (obj.is_none()) return nullptr;
+  std::vector<index_t> shape{c.d.B, c.d.H};
+  if (per_step) shape.insert(shape.begin(), c.d.T);
+  py::array a = require_float(obj, arg, py::dtype::of<T>(), shape,
+                              per_step ? "[T, B, H]" : "[B, H]");
+  return data_of<T>(a);
+}
+
+// A cache's Python class: opaque, with its shape and size for inspection.
+template <typename CacheT>
+void register_cache(py::module_& m, const char* name) {
+  using T = typename CacheT::value_type;
+  py::class_<CacheT, std::shared_ptr<CacheT>>(m, name)
+      .def_property_readonly("dtype",
+                             [](const CacheT&) { return py::dtype::of<T>(); })
+      .def_property_readonly(
+          "shape",
+          [](const CacheT& c) {
+            return py::make_tuple(c.d.T, c.d.B, c.d.I, c.d.H);
+          },
+          "(T, B, I, H) of the forward pass that made this cache")
+      .def_property_readonly("reverse", [](const CacheT& c) { return c.reverse; })
+      .def_property_readonly("nbytes", [](const CacheT& c) { return c.nbytes(); })
+      .def("__repr__", [name](const CacheT& c) {
+        return std::string("<rnncore.") + name + " T=" + std::to_string(c.d.T) +
+               " B=" + std::to_string(c.d.B) + " I=" + std::to_string(c.d.I) +
+               " H=" + std::to_string(c.d.H) + ">";
+      });
+}
+
+}  // namespace rnncore::bindings

@@ -1,0 +1,65 @@
+// lstm_forward / lstm_backward: arrays -> pointers -> rnncore::lstm.
+#include "bindings/bind_common.h"
+#include "rnncore/lstm.h"
+
+namespace rnncore::bindings {
+namespace {
+
+py::object forward(py::handle x, py::handle h0, py::handle c0, py::handle W_ih,
+                   py::handle W_hh, py::handle b_ih, py::handle b_hh,
+                   py::handle lengths, bool reverse, bool keep_cache) {
+  const SeqInputs in = parse_inputs("lstm_forward", 4, x, {{"h0", h0}, {"c0", c0}},
+                                    W_ih, W_hh, b_ih, b_hh, lengths);
+  return with_dtype(in, [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    const Dims& d = in.d;
+    auto y = new_array<T>({d.T, d.B, d.H});
+    auto h_n = new_array<T>({d.B, d.H});
+    auto c_n = new_array<T>({d.B, d.H});
+    auto cache = keep_cache ? std::make_shared<lstm::Cache<T>>() : nullptr;
+    {
+      py::gil_scoped_release nogil;
+      lstm::forward<T>(schedule_of(in, reverse), data_of<T>(in.x),
+                       data_of<T>(in.states[0]), data_of<T>(in.states[1]),
+                       weights_of<T>(in), y.mutable_data(), h_n.mutable_data(),
+                       c_n.mutable_data(), cache.get());
+    }
+    return py::make_tuple(y, h_n, c_n,
+                          cache ? py::cast(cache) : py::object(py::none()));
+  });
+}
+
+py::object backward(py::handle cache, py::handle dy, py::handle dh_n,
+                    py::handle dc_n) {
+  constexpr const char* fn = "lstm_backward";
+  return with_cache<lstm::Cache>(cache, fn, "lstm_forward", [&](const auto& c) -> py::object {
+    using T = typename std::decay_t<decltype(c)>::value_type;
+    const T* dy_p = grad_input(dy, c, {fn, "dy"}, true);
+    const T* dh_p = grad_input(dh_n, c, {fn, "dh_n"}, false);
+    const T* dc_p = grad_input(dc_n, c, {fn, "dc_n"}, false);
+    GradArrays<T> out(c, 4);
+    auto dh0 = new_array<T>({c.d.B, c.d.H});
+    auto dc0 = new_array<T>({c.d.B, c.d.H});
+    {
+      py::gil_scoped_release nogil;
+      lstm::backward<T>(c, dy_p, dh_p, dc_p, out.dx.mutable_data(),
+                        dh0.mutable_data(), dc0.mutable_data(), out.grads());
+    }
+    return out.result(dh0, dc0);
+  });
+}
+
+}  // namespace
+
+void register_lstm(py::module_& m) {
+  register_cache<lstm::Cache<float>>(m, "LSTMCacheFloat32");
+  register_cache<lstm::Cache<double>>(m, "LSTMCacheFloat64");
+  m.def("lstm_forward", &forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
+        py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"),
+        py::arg("bias_hh"), py::arg("lengths"), py::arg("reverse"),
+        py::arg("keep_cache"));
+  m.def("lstm_backward", &backward, py::arg("cache"), py::arg("dy"),
+        py::arg("dh_n"), py::arg("dc_n"));
+}
+
+}  // namespace rnncore::bindings
