@@ -108,7 +108,9 @@ inline std::vector<index_t> read_lengths(py::handle obj, const char* fn,
   const Arg arg{fn, "lengths"};
   std::vector<index_t> out;
   if (obj.is_none()) return out;
-  py::array a = require_ndarray(obj, arg);
+  // A list of ints is as exact as an array of them; anything that is not
+  // integer is refused below.
+  py::array a = py::module_::import("numpy").attr("asarray")(obj);
   const char kind = a.dtype().kind();
   if (kind != 'i' && kind != 'u')
     fail_type(arg.what() + " must hold integers, got dtype " + dtype_str(a));

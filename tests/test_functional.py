@@ -1,0 +1,150 @@
+"""rnncore.functional (the C++ kernels) against rnncore.reference (NumPy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cellcases import (TOL, VARIANTS, backward, forward, make_args,
+                       random_lengths, rel_err)
+from rnncore import functional as F
+from rnncore import reference as R
+
+SHAPES = [  # (T, B, I, H): T=1, B=1, H not a multiple of 16, I != H
+    (1, 1, 1, 1),
+    (7, 3, 5, 17),
+    (4, 1, 8, 3),
+    (5, 6, 2, 33),
+]
+
+
+def run_both(v, args, lengths, reverse, rng):
+    """Forward and backward through both implementations; returns the pairs
+    of every output and gradient, named."""
+    results = {}
+    for name, module in (("fast", F), ("ref", R)):
+        outs, cache = forward(module, v, args, lengths=lengths, reverse=reverse)
+        results[name] = (outs, cache)
+    outs = results["ref"][0]
+    dy = rng.standard_normal(outs[0].shape).astype(outs[0].dtype)
+    d_states = [rng.standard_normal(o.shape).astype(o.dtype) for o in outs[1:]]
+    pairs = {}
+    for k, (a, b) in enumerate(zip(results["fast"][0], outs)):
+        pairs[f"out{k}"] = (a, b)
+    g_fast = backward(F, v, results["fast"][1], dy, d_states)
+    g_ref = backward(R, v, results["ref"][1], dy, d_states)
+    for field in g_ref._fields:
+        pairs[field] = (getattr(g_fast, field), getattr(g_ref, field))
+    return pairs
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T%dB%dI%dH%d" % s)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_matches_reference(v, dtype, shape, reverse, with_lengths, rng):
+    T, B, I, H = shape
+    args = make_args(v, T, B, I, H, dtype, rng)
+    lengths = random_lengths(T, B, rng) if with_lengths else None
+    for name, (fast, ref) in run_both(v, args, lengths, reverse, rng).items():
+        assert fast.dtype == ref.dtype, name
+        assert fast.shape == ref.shape, name
+        assert rel_err(fast, ref) <= TOL[dtype], name
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_without_bias_or_initial_state(v, dtype, rng):
+    args = make_args(v, 4, 3, 5, 6, dtype, rng, bias=False, states=False)
+    pairs = run_both(v, args, None, False, rng)
+    assert pairs["dbias_ih"] == (None, None)
+    assert pairs["dbias_hh"] == (None, None)
+    for name, (fast, ref) in pairs.items():
+        if ref is not None:
+            assert rel_err(fast, ref) <= TOL[dtype], name
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
+def test_inference_keeps_no_cache_and_gives_same_outputs(v, rng):
+    args = make_args(v, 6, 2, 3, 5, np.float32, rng)
+    lengths = np.array([6, 3])
+    train, cache = forward(F, v, args, lengths=lengths)
+    infer, none = forward(F, v, args, lengths=lengths, keep_cache=False)
+    assert cache is not None and none is None
+    for a, b in zip(train, infer):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="keep_cache=False"):
+        backward(F, v, None, None, [])
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
+def test_padding_is_exactly_zero_and_never_leaks(v, rng):
+    T, B = 6, 3
+    args = make_args(v, T, B, 4, 5, np.float64, rng)
+    lengths = np.array([2, 6, 4])
+    (y, *_), cache = forward(F, v, args, lengths=lengths)
+    for b, n in enumerate(lengths):
+        assert np.all(y[n:, b] == 0.0)
+    # NaN in the padding changes nothing valid, forward or backward.
+    poisoned = list(args)
+    poisoned[0] = args[0].copy()
+    for b, n in enumerate(lengths):
+        poisoned[0][n:, b] = np.nan
+    (y2, *rest2), cache2 = forward(F, v, poisoned, lengths=lengths)
+    np.testing.assert_array_equal(y, y2)
+    dy = rng.standard_normal(y.shape)
+    for b, n in enumerate(lengths):
+        dy[n:, b] = np.nan  # ignored: padded outputs have no gradient
+    g1 = backward(F, v, cache, dy, [])
+    g2 = backward(F, v, cache2, dy, [])
+    for a, b in zip(g1, g2):
+        np.testing.assert_array_equal(a, b)
+        assert np.all(np.isfinite(a))
+    for b, n in enumerate(lengths):
+        assert np.all(g1.dx[n:, b] == 0.0)
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
+def test_cache_owns_its_inputs_and_backward_repeats(v, rng):
+    args = make_args(v, 5, 2, 3, 4, np.float64, rng)
+    (y, *_), cache = forward(F, v, args)
+    dy = rng.standard_normal(y.shape)
+    first = backward(F, v, cache, dy, [])
+    for a in args:
+        a[...] = 7.0  # the caller reuses its buffers
+    again = backward(F, v, cache, dy, [])
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert cache.shape == (5, 2, 3, 4)
+    assert cache.nbytes > 0
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
+def test_missing_output_gradients_are_zeros(v, rng):
+    args = make_args(v, 3, 2, 3, 4, np.float64, rng)
+    (y, *states), cache = forward(F, v, args)
+    zeros = backward(F, v, cache, np.zeros_like(y), [np.zeros_like(s) for s in states])
+    nones = backward(F, v, cache, None, [])
+    for a, b in zip(zeros, nones):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lengths_accept_lists_and_any_integer_dtype(rng):
+    v = VARIANTS[0]
+    args = make_args(v, 4, 3, 2, 3, np.float32, rng)
+    want, _ = forward(F, v, args, lengths=np.array([4, 1, 2]))
+    for lengths in ([4, 1, 2], np.array([4, 1, 2], np.int32), np.array([4, 1, 2], np.uint8)):
+        got, _ = forward(F, v, args, lengths=lengths)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_cpu_info_reports_the_kernels():
+    import rnncore
+
+    info = rnncore.cpu_info()
+    assert isinstance(info["isa"], str) and info["isa"]
+    assert isinstance(info["features"], list)
+    assert info["num_threads"] >= 1
+    assert info["version"] == rnncore.__version__
