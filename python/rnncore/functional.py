@@ -41,7 +41,8 @@ __all__ = [
 
 class LSTMGrads(NamedTuple):
     """Gradients returned by :func:`lstm_backward` (bias fields are None
-    when the forward pass had no bias)."""
+    when the forward pass had no bias, ``dweight_hr`` when it had no
+    projection)."""
 
     dx: np.ndarray
     dh0: np.ndarray
@@ -50,6 +51,7 @@ class LSTMGrads(NamedTuple):
     dweight_hh: np.ndarray
     dbias_ih: Optional[np.ndarray]
     dbias_hh: Optional[np.ndarray]
+    dweight_hr: Optional[np.ndarray] = None
 
 
 class GRUGrads(NamedTuple):
@@ -82,7 +84,7 @@ def _flag(fn: str, name: str, value: object) -> bool:
 
 def lstm_forward(
     x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-    lengths=None, reverse=False, keep_cache=True,
+    weight_hr=None, lengths=None, reverse=False, keep_cache=True,
 ):
     """Run an LSTM layer over a sequence.
 
@@ -90,11 +92,15 @@ def lstm_forward(
     ----------
     x : ndarray, [T, B, I]
     h0, c0 : ndarray [B, H] or None
-        Initial hidden and cell states (None: zeros).
+        Initial hidden and cell states (None: zeros).  With a projection
+        h0 is [B, P].
     weight_ih : ndarray, [4H, I]
-    weight_hh : ndarray, [4H, H]
+    weight_hh : ndarray, [4H, H] (with a projection [4H, P])
     bias_ih, bias_hh : ndarray [4H] or None
         Both or neither.
+    weight_hr : ndarray [P, H] or None
+        Projection of the hidden state (PyTorch's ``proj_size``):
+        ``h = weight_hr @ (o * tanh(c))``, so ``h`` and ``y`` are P wide.
     lengths : ndarray [B] of int, optional
     reverse : bool
         Run from each sequence's last step to its first.
@@ -103,8 +109,9 @@ def lstm_forward(
 
     Returns
     -------
-    y : ndarray, [T, B, H]
-    h_n, c_n : ndarray, [B, H]
+    y : ndarray, [T, B, H] ([T, B, P] with a projection)
+    h_n : ndarray, [B, H] ([B, P] with a projection)
+    c_n : ndarray, [B, H]
     cache : object or None
 
     Examples
@@ -119,7 +126,7 @@ def lstm_forward(
     """
     fn = "lstm_forward"
     return _core.lstm_forward(
-        x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths,
+        x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, lengths,
         _flag(fn, "reverse", reverse), _flag(fn, "keep_cache", keep_cache),
     )
 

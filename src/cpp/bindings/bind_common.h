@@ -27,7 +27,7 @@ const T* data_of(const std::optional<py::array>& a) {
 template <typename T>
 CellWeights<T> weights_of(const SeqInputs& in) {
   return {data_of<T>(in.W_ih), data_of<T>(in.W_hh), data_of<T>(in.b_ih),
-          data_of<T>(in.b_hh)};
+          data_of<T>(in.b_hh), data_of<T>(in.W_hr)};
 }
 
 inline Schedule schedule_of(const SeqInputs& in, bool reverse) {
@@ -67,7 +67,7 @@ struct GradArrays {
   GradArrays(const SeqCache<T>& c, index_t G)
       : dx(new_array<T>({c.d.T, c.d.B, c.d.I})),
         dW_ih(new_array<T>({G * c.d.H, c.d.I})),
-        dW_hh(new_array<T>({G * c.d.H, c.d.H})) {
+        dW_hh(new_array<T>({G * c.d.H, c.d.P})) {
     if (c.has_bias) {
       db_ih = new_array<T>({G * c.d.H});
       db_hh = new_array<T>({G * c.d.H});
@@ -78,27 +78,27 @@ struct GradArrays {
             db_ih ? db_ih->mutable_data() : nullptr,
             db_hh ? db_hh->mutable_data() : nullptr};
   }
-  py::object bias(const std::optional<py::array_t<T>>& b) const {
+  // An optional gradient as an array or None.
+  static py::object optional_array(const std::optional<py::array_t<T>>& b) {
     return b ? py::object(*b) : py::object(py::none());
   }
   // (dx, *states, dW_ih, dW_hh, db_ih, db_hh)
   template <typename... States>
   py::tuple result(const States&... states) const {
-    return py::make_tuple(dx, states..., dW_ih, dW_hh, bias(db_ih),
-                          bias(db_hh));
+    return py::make_tuple(dx, states..., dW_ih, dW_hh, optional_array(db_ih),
+                          optional_array(db_hh));
   }
 };
 
-// dy [T,B,H] and the final-state gradients [B,H] (each may be None), checked
-// against the cache's shape and dtype.
+// A gradient flowing into forward's outputs, or None: dy [T,B,P] when
+// per_step, else a final state's [B, width]; checked against the cache.
 template <typename T>
 const T* grad_input(py::handle obj, const SeqCache<T>& c, const Arg& arg,
-                    bool per_step) {
+                    bool per_step, index_t width, const char* dims) {
   if (obj.is_none()) return nullptr;
-  std::vector<index_t> shape{c.d.B, c.d.H};
+  std::vector<index_t> shape{c.d.B, width};
   if (per_step) shape.insert(shape.begin(), c.d.T);
-  py::array a = require_float(obj, arg, py::dtype::of<T>(), shape,
-                              per_step ? "[T, B, H]" : "[B, H]");
+  py::array a = require_float(obj, arg, py::dtype::of<T>(), shape, dims);
   return data_of<T>(a);
 }
 
@@ -115,6 +115,7 @@ void register_cache(py::module_& m, const char* name) {
             return py::make_tuple(c.d.T, c.d.B, c.d.I, c.d.H);
           },
           "(T, B, I, H) of the forward pass that made this cache")
+      .def_property_readonly("proj_size", [](const CacheT& c) { return c.d.P; })
       .def_property_readonly("reverse", [](const CacheT& c) { return c.reverse; })
       .def_property_readonly("nbytes", [](const CacheT& c) { return c.nbytes(); })
       .def("__repr__", [name](const CacheT& c) {

@@ -19,7 +19,7 @@ py::object forward(py::handle x, py::handle h0, py::handle W_ih,
                    const std::string& nonlinearity, bool keep_cache) {
   const dense::Activation act = activation(nonlinearity);
   const SeqInputs in = parse_inputs("rnn_forward", 1, x, {{"h0", h0}}, W_ih,
-                                    W_hh, b_ih, b_hh, lengths);
+                                    W_hh, b_ih, b_hh, py::none(), lengths);
   return with_dtype(in, [&](auto tag) -> py::object {
     using T = decltype(tag);
     const Dims& d = in.d;
@@ -41,8 +41,8 @@ py::object backward(py::handle cache, py::handle dy, py::handle dh_n) {
   constexpr const char* fn = "rnn_backward";
   return with_cache<dense::Cache>(cache, fn, "rnn_forward", [&](const auto& c) -> py::object {
     using T = typename std::decay_t<decltype(c)>::value_type;
-    const T* dy_p = grad_input(dy, c, {fn, "dy"}, true);
-    const T* dh_p = grad_input(dh_n, c, {fn, "dh_n"}, false);
+    const T* dy_p = grad_input(dy, c, {fn, "dy"}, true, c.d.H, "[T, B, H]");
+    const T* dh_p = grad_input(dh_n, c, {fn, "dh_n"}, false, c.d.H, "[B, H]");
     GradArrays<T> out(c, 1);
     auto dh0 = new_array<T>({c.d.B, c.d.H});
     {

@@ -7,14 +7,16 @@ namespace {
 
 py::object forward(py::handle x, py::handle h0, py::handle c0, py::handle W_ih,
                    py::handle W_hh, py::handle b_ih, py::handle b_hh,
-                   py::handle lengths, bool reverse, bool keep_cache) {
-  const SeqInputs in = parse_inputs("lstm_forward", 4, x, {{"h0", h0}, {"c0", c0}},
-                                    W_ih, W_hh, b_ih, b_hh, lengths);
+                   py::handle W_hr, py::handle lengths, bool reverse,
+                   bool keep_cache) {
+  const SeqInputs in =
+      parse_inputs("lstm_forward", 4, x, {{"h0", h0}, {"c0", c0}}, W_ih, W_hh,
+                   b_ih, b_hh, W_hr, lengths);
   return with_dtype(in, [&](auto tag) -> py::object {
     using T = decltype(tag);
     const Dims& d = in.d;
-    auto y = new_array<T>({d.T, d.B, d.H});
-    auto h_n = new_array<T>({d.B, d.H});
+    auto y = new_array<T>({d.T, d.B, d.P});
+    auto h_n = new_array<T>({d.B, d.P});
     auto c_n = new_array<T>({d.B, d.H});
     auto cache = keep_cache ? std::make_shared<lstm::Cache<T>>() : nullptr;
     {
@@ -34,18 +36,24 @@ py::object backward(py::handle cache, py::handle dy, py::handle dh_n,
   constexpr const char* fn = "lstm_backward";
   return with_cache<lstm::Cache>(cache, fn, "lstm_forward", [&](const auto& c) -> py::object {
     using T = typename std::decay_t<decltype(c)>::value_type;
-    const T* dy_p = grad_input(dy, c, {fn, "dy"}, true);
-    const T* dh_p = grad_input(dh_n, c, {fn, "dh_n"}, false);
-    const T* dc_p = grad_input(dc_n, c, {fn, "dc_n"}, false);
+    const char* h_dims = c.projected() ? "[B, P]" : "[B, H]";
+    const T* dy_p = grad_input(dy, c, {fn, "dy"}, true, c.d.P,
+                               c.projected() ? "[T, B, P]" : "[T, B, H]");
+    const T* dh_p = grad_input(dh_n, c, {fn, "dh_n"}, false, c.d.P, h_dims);
+    const T* dc_p = grad_input(dc_n, c, {fn, "dc_n"}, false, c.d.H, "[B, H]");
     GradArrays<T> out(c, 4);
-    auto dh0 = new_array<T>({c.d.B, c.d.H});
+    auto dh0 = new_array<T>({c.d.B, c.d.P});
     auto dc0 = new_array<T>({c.d.B, c.d.H});
+    std::optional<py::array_t<T>> dW_hr;
+    if (c.projected()) dW_hr = new_array<T>({c.d.P, c.d.H});
+    CellGrads<T> g = out.grads();
+    g.dW_hr = dW_hr ? dW_hr->mutable_data() : nullptr;
     {
       py::gil_scoped_release nogil;
       lstm::backward<T>(c, dy_p, dh_p, dc_p, out.dx.mutable_data(),
-                        dh0.mutable_data(), dc0.mutable_data(), out.grads());
+                        dh0.mutable_data(), dc0.mutable_data(), g);
     }
-    return out.result(dh0, dc0);
+    return out.result(dh0, dc0) + py::make_tuple(GradArrays<T>::optional_array(dW_hr));
   });
 }
 
@@ -56,8 +64,8 @@ void register_lstm(py::module_& m) {
   register_cache<lstm::Cache<double>>(m, "LSTMCacheFloat64");
   m.def("lstm_forward", &forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
         py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"),
-        py::arg("bias_hh"), py::arg("lengths"), py::arg("reverse"),
-        py::arg("keep_cache"));
+        py::arg("bias_hh"), py::arg("weight_hr"), py::arg("lengths"),
+        py::arg("reverse"), py::arg("keep_cache"));
   m.def("lstm_backward", &backward, py::arg("cache"), py::arg("dy"),
         py::arg("dh_n"), py::arg("dc_n"));
 }

@@ -129,12 +129,13 @@ inline std::vector<index_t> read_lengths(py::handle obj, const char* fn,
 }
 
 // The arguments of one layer-and-direction forward pass, checked together:
-// x [T,B,I] fixes dtype, T, B and I; weight_hh [G*H, H] fixes H.
+// x [T,B,I] fixes dtype, T, B and I; weight_hh [G*H, H] fixes H (or, for a
+// projected LSTM, weight_hr [P, H] fixes P and H).
 struct SeqInputs {
   py::dtype dtype;
   Dims d;
   py::array x, W_ih, W_hh;
-  std::optional<py::array> b_ih, b_hh;
+  std::optional<py::array> b_ih, b_hh, W_hr;
   std::vector<std::optional<py::array>> states;  // h0 (and c0), may be None
   std::vector<index_t> lengths;
 };
@@ -147,10 +148,12 @@ inline std::optional<py::array> optional_float(py::handle obj, const Arg& arg,
   return require_float(obj, arg, dtype, shape, dims);
 }
 
+// states: h0 (width P) then, for the LSTM, c0 (width H).  W_hr: the LSTM's
+// projection [P, H] or None (then P = H); None for other cells.
 inline SeqInputs parse_inputs(const char* fn, index_t G, py::handle x,
                               const std::vector<std::pair<const char*, py::handle>>& states,
                               py::handle W_ih, py::handle W_hh, py::handle b_ih,
-                              py::handle b_hh, py::handle lengths) {
+                              py::handle b_hh, py::handle W_hr, py::handle lengths) {
   static const char* gate_dims[] = {"", "[H, I]", "", "[3H, I]", "[4H, I]"};
   static const char* hh_dims[] = {"", "[H, H]", "", "[3H, H]", "[4H, H]"};
   static const char* bias_dims[] = {"", "[H]", "", "[3H]", "[4H]"};
@@ -164,12 +167,23 @@ inline SeqInputs parse_inputs(const char* fn, index_t G, py::handle x,
   require_positive(in.d.B, {fn, "x"}, "B (axis 1)");
   require_positive(in.d.I, {fn, "x"}, "I (axis 2)");
 
-  in.W_hh = require_float(W_hh, {fn, "weight_hh"}, in.dtype, {-1, -1},
-                          hh_dims[G]);
-  in.d.H = in.W_hh.shape(1);
-  require_positive(in.d.H, {fn, "weight_hh"}, "H (axis 1)");
+  const bool projected = !W_hr.is_none();
+  if (projected) {
+    in.W_hr = require_float(W_hr, {fn, "weight_hr"}, in.dtype, {-1, -1}, "[P, H]");
+    in.d.P = in.W_hr->shape(0);
+    in.d.H = in.W_hr->shape(1);
+    require_positive(in.d.P, {fn, "weight_hr"}, "P (axis 0)");
+    require_positive(in.d.H, {fn, "weight_hr"}, "H (axis 1)");
+    require_float(W_hh, {fn, "weight_hh"}, in.dtype, {G * in.d.H, in.d.P}, "[4H, P]");
+  } else {
+    py::array hh = require_float(W_hh, {fn, "weight_hh"}, in.dtype, {-1, -1},
+                                 hh_dims[G]);
+    in.d.H = in.d.P = hh.shape(1);
+    require_positive(in.d.H, {fn, "weight_hh"}, "H (axis 1)");
+  }
   const index_t GH = G * in.d.H;
-  require_float(W_hh, {fn, "weight_hh"}, in.dtype, {GH, in.d.H}, hh_dims[G]);
+  in.W_hh = require_float(W_hh, {fn, "weight_hh"}, in.dtype, {GH, in.d.P},
+                          projected ? "[4H, P]" : hh_dims[G]);
   in.W_ih = require_float(W_ih, {fn, "weight_ih"}, in.dtype, {GH, in.d.I},
                           gate_dims[G]);
   if (b_ih.is_none() != b_hh.is_none())
@@ -177,9 +191,13 @@ inline SeqInputs parse_inputs(const char* fn, index_t G, py::handle x,
                ": bias_ih and bias_hh must both be given or both be None");
   in.b_ih = optional_float(b_ih, {fn, "bias_ih"}, in.dtype, {GH}, bias_dims[G]);
   in.b_hh = optional_float(b_hh, {fn, "bias_hh"}, in.dtype, {GH}, bias_dims[G]);
-  for (const auto& [name, obj] : states)
-    in.states.push_back(optional_float(obj, {fn, name}, in.dtype,
-                                       {in.d.B, in.d.H}, "[B, H]"));
+  for (std::size_t k = 0; k < states.size(); ++k) {
+    const bool cell_state = k == 1;
+    in.states.push_back(optional_float(
+        states[k].second, {fn, states[k].first}, in.dtype,
+        {in.d.B, cell_state ? in.d.H : in.d.P},
+        cell_state || !projected ? "[B, H]" : "[B, P]"));
+  }
   in.lengths = read_lengths(lengths, fn, in.d.T, in.d.B);
   return in;
 }

@@ -31,8 +31,8 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
   const std::vector<T> xp =
       cells::project_inputs(d, H, x, w.W_ih, cells::folded_bias(H, 0, w));
   T* h = h_n;
-  cells::init_state(d, h0, h);
-  cells::zero_padding(s, y);
+  cells::init_state(d.B, H, h0, h);
+  cells::zero_padding(s, H, y);
 
   cells::forward_loop<T, kTrain>(
       s, H, w.W_hh, h, cache, [&](index_t row, index_t b, const T* a_h) {
@@ -63,7 +63,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   const index_t H = d.H;
   std::vector<T> dG(static_cast<std::size_t>(d.T * d.B * H), T(0));
   T* dh = dh0;
-  cells::init_state(d, dh_n, dh);
+  cells::init_state(d.B, H, dh_n, dh);
 
   cells::bptt_loop(cache, H, dh, dG.data(), [&](index_t row, index_t b,
                                                  T* ds) {
@@ -76,8 +76,8 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   });
 
   cells::input_grads(cache, H, dG.data(), dx, g.dW_ih, g.db_ih);
-  cells::recurrent_weight_grads(d, H, dG.data(), H, cache.h_prev.data(),
-                                g.dW_hh);
+  cells::weight_grads(d, H, dG.data(), H, cache.h_prev.data(), H,
+                      g.dW_hh);
   if (g.db_hh) std::copy(g.db_ih, g.db_ih + H, g.db_hh);
 }
 

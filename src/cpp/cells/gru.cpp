@@ -25,8 +25,8 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
   std::vector<T> a(static_cast<std::size_t>(d.B * GH));
   std::vector<T> rh(kResetAfter ? 0 : static_cast<std::size_t>(d.B * H), T(0));
   T* h = h_n;
-  cells::init_state(d, h0, h);
-  cells::zero_padding(s, y);
+  cells::init_state(d.B, H, h0, h);
+  cells::zero_padding(s, H, y);
 
   const index_t steps = s.steps();
   for (index_t step = 0; step < steps; ++step) {
@@ -153,7 +153,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   std::vector<T> dGs(static_cast<std::size_t>(d.B * GH));
   std::vector<T> drh(kResetAfter ? 0 : static_cast<std::size_t>(d.B * H));
   T* dh = dh0;
-  cells::init_state(d, dh_n, dh);
+  cells::init_state(d.B, H, dh_n, dh);
 
   for (index_t step = s.steps() - 1; step >= 0; --step) {
     backward_step<T, kResetAfter>(cache, s, step, dy, dh, dGx.data(),
@@ -172,14 +172,14 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
 
   cells::input_grads(cache, GH, dGx.data(), dx, g.dW_ih, g.db_ih);
   if constexpr (kResetAfter) {
-    cells::recurrent_weight_grads(d, GH, dGh.data(), GH, cache.h_prev.data(),
-                                  g.dW_hh);
+    cells::weight_grads(d, GH, dGh.data(), GH, cache.h_prev.data(), H,
+                      g.dW_hh);
     if (g.db_hh) cells::column_sums(d.T * d.B, GH, dGh.data(), g.db_hh);
   } else {
-    cells::recurrent_weight_grads(d, 2 * H, dGx.data(), GH,
-                                  cache.h_prev.data(), g.dW_hh);
-    cells::recurrent_weight_grads(d, H, dGx.data() + 2 * H, GH,
-                                  cache.hn.data(), g.dW_hh + 2 * H * H);
+    cells::weight_grads(d, 2 * H, dGx.data(), GH, cache.h_prev.data(), H,
+                      g.dW_hh);
+    cells::weight_grads(d, H, dGx.data() + 2 * H, GH, cache.hn.data(), H,
+                      g.dW_hh + 2 * H * H);
     if (g.db_hh) std::copy(g.db_ih, g.db_ih + GH, g.db_hh);
   }
 }

@@ -1,6 +1,9 @@
 // Pieces every cell's sequence loop shares: state set-up, the hoisted input
-// projection, the cache's common part, and the products after BPTT's loop.
-// Internal to src/cpp/cells.
+// projection, the cache's common part, the time loops of forward and BPTT,
+// and the products after BPTT's loop.  Internal to src/cpp/cells.
+//
+// Widths: the recurrent state h and the output y are P wide (P = H but for a
+// projected LSTM); gates are G*H wide.
 #pragma once
 
 #include <algorithm>
@@ -20,14 +23,14 @@ inline T sigmoid(T a) {
   return T(1) / (T(1) + std::exp(-a));
 }
 
-// h [B,H] <- h0, or zeros when h0 is null.
+// s [B,width] <- s0, or zeros when s0 is null.
 template <typename T>
-void init_state(const Dims& d, const T* h0, T* h) {
-  const std::size_t n = static_cast<std::size_t>(d.B * d.H);
-  if (h0)
-    std::memcpy(h, h0, n * sizeof(T));
+void init_state(index_t B, index_t width, const T* s0, T* s) {
+  const std::size_t n = static_cast<std::size_t>(B * width);
+  if (s0)
+    std::memcpy(s, s0, n * sizeof(T));
   else
-    std::fill(h, h + n, T(0));
+    std::fill(s, s + n, T(0));
 }
 
 // Bias added to every row of the input projection: b_ih plus the parts of
@@ -57,14 +60,14 @@ std::vector<T> project_inputs(const Dims& d, index_t GH, const T* x,
   return xp;
 }
 
-// y rows past a sequence's length are exactly zero.
+// Rows of a [T,B,width] array past each sequence's length are exactly zero.
 template <typename T>
-void zero_padding(const Schedule& s, T* y) {
+void zero_padding(const Schedule& s, index_t width, T* a) {
   if (!s.lengths) return;
   const Dims& d = s.d;
   for (index_t b = 0; b < d.B; ++b)
     for (index_t t = s.length(b); t < d.T; ++t)
-      std::fill(y + (t * d.B + b) * d.H, y + (t * d.B + b + 1) * d.H, T(0));
+      std::fill(a + (t * d.B + b) * width, a + (t * d.B + b + 1) * width, T(0));
 }
 
 // The part of the cache every cell keeps: schedule, a copy of x with padded
@@ -81,57 +84,59 @@ void start_cache(SeqCache<T>& c, const Schedule& s, index_t G, const T* x,
   if (s.lengths) c.lengths.assign(s.lengths, s.lengths + d.B);
   c.has_bias = w.b_ih != nullptr;
   c.x.assign(x, x + TB * d.I);
-  zero_padding(Schedule{Dims{d.T, d.B, 0, d.I}, s.lengths, false}, c.x.data());
+  zero_padding(s, d.I, c.x.data());
   c.W_ih.assign(w.W_ih, w.W_ih + GH * d.I);
-  c.W_hh.assign(w.W_hh, w.W_hh + GH * d.H);
-  c.h_prev.assign(TB * d.H, T(0));
+  c.W_hh.assign(w.W_hh, w.W_hh + GH * d.P);
+  c.h_prev.assign(TB * d.P, T(0));
   c.gates.assign(TB * GH, T(0));
 }
 
-template <typename T>
-void column_sums(index_t rows, index_t cols, const T* a, T* out) {
-  std::fill(out, out + cols, T(0));
-  for (index_t r = 0; r < rows; ++r)
-    for (index_t j = 0; j < cols; ++j) out[j] += a[r * cols + j];
-}
+struct NoHook {
+  void operator()(index_t) const {}
+};
 
 // The time loop of a forward pass whose step needs one recurrent product:
 // a = h W_hh^T [B,G*H], then pointwise(row, b, a_h) for every active
-// sequence b (row: its [T,B,*] row at this step; a_h: its G*H products).
-// Training records the state each row started from in cache->h_prev.
-template <typename T, bool kTrain, typename Pointwise>
+// sequence b (row: its [T,B,*] row at this step; a_h: its G*H products),
+// then after_step(step).  Training records in cache->h_prev the state each
+// row started from.
+template <typename T, bool kTrain, typename Pointwise, typename AfterStep = NoHook>
 void forward_loop(const Schedule& s, index_t GH, const T* W_hh, T* h,
-                  SeqCache<T>* cache, Pointwise&& pointwise) {
+                  SeqCache<T>* cache, Pointwise&& pointwise,
+                  AfterStep&& after_step = {}) {
   const Dims& d = s.d;
   std::vector<T> a(static_cast<std::size_t>(d.B * GH));
   const index_t steps = s.steps();
   for (index_t step = 0; step < steps; ++step) {
-    gemm::gemm<T>(Trans::N, Trans::T, d.B, GH, d.H, T(1), h, d.H, W_hh, d.H,
+    gemm::gemm<T>(Trans::N, Trans::T, d.B, GH, d.P, T(1), h, d.P, W_hh, d.P,
                   T(0), a.data(), GH);
     for (index_t b = 0; b < d.B; ++b) {
       if (!s.active(step, b)) continue;
       const index_t row = s.row(step, b);
       if constexpr (kTrain)
-        std::copy(h + b * d.H, h + (b + 1) * d.H,
-                  cache->h_prev.begin() + row * d.H);
+        std::copy(h + b * d.P, h + (b + 1) * d.P,
+                  cache->h_prev.begin() + row * d.P);
       pointwise(row, b, a.data() + b * GH);
     }
+    after_step(step);
   }
 }
 
 // The time loop of BPTT for cells whose state gradient is
 //   dh_prev = (direct part) + dGs W_hh,
 // dGs [B,G*H] being the recurrent-side pre-activation gradients of one step.
-// pointwise(row, b, ds) fills ds for an active sequence and replaces dh[b]
-// by the direct part; ds is then stored in dG [T*B,G*H] at that row.  Rows
-// of padded steps stay zero in dG and add nothing to dh.
-template <typename T, typename Pointwise>
+// before_step(step) runs first; pointwise(row, b, ds) fills ds for an active
+// sequence and replaces dh[b] by the direct part; ds is then stored in
+// dG [T*B,G*H] at that row.  Rows of padded steps stay zero in dG and add
+// nothing to dh.
+template <typename T, typename Pointwise, typename BeforeStep = NoHook>
 void bptt_loop(const SeqCache<T>& c, index_t GH, T* dh, T* dG,
-               Pointwise&& pointwise) {
+               Pointwise&& pointwise, BeforeStep&& before_step = {}) {
   const Schedule s = c.schedule();
   const Dims& d = s.d;
   std::vector<T> dGs(static_cast<std::size_t>(d.B * GH));
   for (index_t step = s.steps() - 1; step >= 0; --step) {
+    before_step(step);
     for (index_t b = 0; b < d.B; ++b) {
       T* ds = dGs.data() + b * GH;
       if (!s.active(step, b)) {
@@ -142,9 +147,16 @@ void bptt_loop(const SeqCache<T>& c, index_t GH, T* dh, T* dG,
       pointwise(row, b, ds);
       std::copy(ds, ds + GH, dG + row * GH);
     }
-    gemm::gemm<T>(Trans::N, Trans::N, d.B, d.H, GH, T(1), dGs.data(), GH,
-                  c.W_hh.data(), d.H, T(1), dh, d.H);
+    gemm::gemm<T>(Trans::N, Trans::N, d.B, d.P, GH, T(1), dGs.data(), GH,
+                  c.W_hh.data(), d.P, T(1), dh, d.P);
   }
+}
+
+template <typename T>
+void column_sums(index_t rows, index_t cols, const T* a, T* out) {
+  std::fill(out, out + cols, T(0));
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t j = 0; j < cols; ++j) out[j] += a[r * cols + j];
 }
 
 // After BPTT's loop, from dGx [T*B, G*H] (gradients of the input-side
@@ -162,13 +174,14 @@ void input_grads(const SeqCache<T>& c, index_t GH, const T* dGx, T* dx,
   if (db_ih) column_sums(rows, GH, dGx, db_ih);
 }
 
-// dW_hh[n rows] = dGh[:, n cols]^T src, for one block of n gate rows:
-// dGh [T*B, ldg] (column offset already applied), src [T*B, H].
+// dW[n rows, width] = dG[:, n cols]^T src over all T*B rows, for one block
+// of n gate rows: dG [T*B, ldg] (column offset applied by the caller),
+// src [T*B, width].
 template <typename T>
-void recurrent_weight_grads(const Dims& d, index_t n, const T* dGh,
-                            index_t ldg, const T* src, T* dW_hh) {
-  gemm::gemm<T>(Trans::T, Trans::N, n, d.H, d.T * d.B, T(1), dGh, ldg, src,
-                d.H, T(0), dW_hh, d.H);
+void weight_grads(const Dims& d, index_t n, const T* dG, index_t ldg,
+                  const T* src, index_t width, T* dW) {
+  gemm::gemm<T>(Trans::T, Trans::N, n, width, d.T * d.B, T(1), dG, ldg, src,
+                width, T(0), dW, width);
 }
 
 }  // namespace rnncore::cells

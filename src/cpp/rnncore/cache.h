@@ -21,8 +21,8 @@ struct SeqCache {
   bool has_bias = false;
   std::vector<T> x;       // [T,B,I], padded rows zeroed
   std::vector<T> W_ih;    // [G*H,I]
-  std::vector<T> W_hh;    // [G*H,H]
-  std::vector<T> h_prev;  // [T,B,H] state entering time t
+  std::vector<T> W_hh;    // [G*H,P]
+  std::vector<T> h_prev;  // [T,B,P] state entering time t
   std::vector<T> gates;   // [T,B,G*H] post-activation gate values
 
   Schedule schedule() const {
