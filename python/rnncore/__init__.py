@@ -21,14 +21,21 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import functional, reference
+from ._grad_mode import no_grad
+from .cells import GRUCell, LSTMCell, RNNCell
+from .layers import GRU, LSTM, RNN
+from .serialization import load
 from ._core import cpu_info as _cpu_info
+from ._core import get_num_threads as _get_num_threads
+from ._core import set_num_threads as _set_num_threads
 
 try:
     __version__ = _version("rnncore")
 except PackageNotFoundError:  # running from a source tree without metadata
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "cpu_info", "functional", "reference"]
+__all__ = ["__version__", "cpu_info", "functional", "reference",
+           "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "load", "no_grad"]
 
 
 def cpu_info() -> dict:
@@ -50,3 +57,31 @@ def cpu_info() -> dict:
     info = dict(_cpu_info())
     info["version"] = __version__
     return info
+
+
+def get_num_threads() -> int:
+    """Number of threads rnncore's kernels use (``RNNCORE_NUM_THREADS`` at
+    start-up, else the number of hardware threads)."""
+    return _get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads rnncore's kernels use.
+
+    Results are the same for every thread count (bitwise in float64).
+
+    Parameters
+    ----------
+    n : int
+        At least 1.
+
+    Examples
+    --------
+    >>> import rnncore
+    >>> rnncore.set_num_threads(1)
+    >>> rnncore.get_num_threads()
+    1
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, __import__("numpy").integer)):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    _set_num_threads(int(n))

@@ -1,6 +1,7 @@
-// LSTM sequence loops: the recurrent product and the fused point-wise gate
-// pass per step; everything time-independent is hoisted out (sequence.h).
-// A projected LSTM adds one product per step, h = (o*tanh(c)) W_hr^T.
+// LSTM sequence loops: per step, the recurrent product of each thread's
+// units and the fused point-wise gate pass; everything time-independent is
+// hoisted out (sequence.h).  A projected LSTM adds one product per step,
+// h = (o*tanh(c)) W_hr^T, after a barrier (it needs every unit's output).
 #include "rnncore/lstm.h"
 
 #include "cells/sequence.h"
@@ -9,6 +10,7 @@ namespace rnncore::lstm {
 namespace {
 
 using cells::sigmoid;
+using cells::Slice;
 using gemm::Trans;
 
 template <typename T, bool kTrain, bool kProj>
@@ -19,54 +21,62 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
   const index_t H = d.H, P = d.P, GH = 4 * H;
   const std::vector<T> xp =
       cells::project_inputs(d, GH, x, w.W_ih, cells::folded_bias(GH, 0, w));
-  T* h = h_n;  // the running state lives in the outputs
-  T* c = c_n;
-  cells::init_state(d.B, P, h0, h);
-  cells::init_state(d.B, H, c0, c);
+  cells::init_state(d.B, P, h0, h_n);
+  cells::init_state(d.B, H, c0, c_n);
   cells::zero_padding(s, P, y);
-  // Projected: o*tanh(c) of this step [B,H], and its projection [B,P].
-  std::vector<T> hc(kProj ? d.B * H : 0), hp(kProj ? d.B * P : 0);
+  T* c = c_n;  // each thread updates its own units in place
+  std::vector<T> hc(kProj ? d.B * H : 0);  // o*tanh(c) before the projection
 
-  auto pointwise = [&](index_t row, index_t b, const T* a_h) {
-    const T* a_x = xp.data() + row * GH;
-    T* cb = c + b * H;
-    T* out = kProj ? hc.data() + b * H : y + row * H;
-    if constexpr (kTrain)
-      std::copy(cb, cb + H, cache->c_prev.begin() + row * H);
-    for (index_t j = 0; j < H; ++j) {
-      const T i = sigmoid(a_x[j] + a_h[j]);
-      const T f = sigmoid(a_x[H + j] + a_h[H + j]);
-      const T g = std::tanh(a_x[2 * H + j] + a_h[2 * H + j]);
-      const T o = sigmoid(a_x[3 * H + j] + a_h[3 * H + j]);
-      const T cn = f * cb[j] + i * g;
-      cb[j] = cn;
-      out[j] = o * std::tanh(cn);
-      if constexpr (kTrain) {
-        T* gates = cache->gates.data() + row * GH;
-        gates[j] = i;
-        gates[H + j] = f;
-        gates[2 * H + j] = g;
-        gates[3 * H + j] = o;
-        cache->c[row * H + j] = cn;
-      }
-    }
-    if constexpr (kTrain && kProj)
-      std::copy(out, out + H, cache->hc.begin() + row * H);
-    if constexpr (!kProj) std::copy(out, out + H, h + b * H);
-  };
-  auto project = [&](index_t step) {
-    if constexpr (kProj) {
-      gemm::gemm<T>(Trans::N, Trans::T, d.B, P, H, T(1), hc.data(), H, w.W_hr,
-                    H, T(0), hp.data(), P);
+  cells::forward_loop<T, kTrain>(s, 4, h_n, cache, [&](const Slice& sl) {
+    const index_t n = sl.units();
+    std::vector<T> W = cells::gate_rows(w.W_hh, H, P, 0, 4, sl);  // [4n,P]
+    std::vector<T> a(d.B * 4 * n), hp(kProj ? d.B * sl.cols() : 0);
+    return [&, sl, n, W = std::move(W), a = std::move(a), hp = std::move(hp)](
+               index_t step, const T* h, T* h_next, threads::Barrier& barrier) mutable {
+      gemm::gemm<T>(Trans::N, Trans::T, d.B, 4 * n, P, T(1), h, P, W.data(),
+                    P, T(0), a.data(), 4 * n);
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
-        const T* src = hp.data() + b * P;
-        std::copy(src, src + P, h + b * P);
-        std::copy(src, src + P, y + s.row(step, b) * P);
+        const index_t row = s.row(step, b);
+        const T* a_x = xp.data() + row * GH;
+        const T* a_h = a.data() + b * 4 * n;  // gate g of unit j at g*n + j-j0
+        T* cb = c + b * H;
+        T* out = kProj ? hc.data() + b * H : h_next + b * P;
+        if constexpr (kTrain)
+          std::copy(cb + sl.j0, cb + sl.j1, cache->c_prev.begin() + row * H + sl.j0);
+        for (index_t j = sl.j0, k = 0; j < sl.j1; ++j, ++k) {
+          const T i = sigmoid(a_x[j] + a_h[k]);
+          const T f = sigmoid(a_x[H + j] + a_h[n + k]);
+          const T g = std::tanh(a_x[2 * H + j] + a_h[2 * n + k]);
+          const T o = sigmoid(a_x[3 * H + j] + a_h[3 * n + k]);
+          const T cn = f * cb[j] + i * g;
+          cb[j] = cn;
+          out[j] = o * std::tanh(cn);
+          if constexpr (!kProj) y[row * P + j] = out[j];
+          if constexpr (kTrain) {
+            T* gates = cache->gates.data() + row * GH;
+            gates[j] = i;
+            gates[H + j] = f;
+            gates[2 * H + j] = g;
+            gates[3 * H + j] = o;
+            cache->c[row * H + j] = cn;
+            if constexpr (kProj) cache->hc[row * H + j] = out[j];
+          }
+        }
       }
-    }
-  };
-  cells::forward_loop<T, kTrain>(s, GH, w.W_hh, h, cache, pointwise, project);
+      if constexpr (kProj) {
+        barrier.wait();  // every unit's o*tanh(c) is in hc
+        gemm::gemm<T>(Trans::N, Trans::T, d.B, sl.cols(), H, T(1), hc.data(),
+                      H, w.W_hr + sl.p0 * H, H, T(0), hp.data(), sl.cols());
+        for (index_t b = 0; b < d.B; ++b) {
+          if (!s.active(step, b)) continue;
+          const T* src = hp.data() + b * sl.cols();
+          std::copy(src, src + sl.cols(), h_next + b * P + sl.p0);
+          std::copy(src, src + sl.cols(), y + s.row(step, b) * P + sl.p0);
+        }
+      }
+    };
+  });
 }
 
 template <typename T, bool kProj>
@@ -77,49 +87,67 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
   const index_t H = d.H, P = d.P, GH = 4 * H;
   const std::size_t rows = static_cast<std::size_t>(d.T * d.B);
   std::vector<T> dG(rows * GH, T(0));
+  std::vector<T> dGs(2 * d.B * GH);  // this step's dG rows, double-buffered
   T* dh = dh0;  // the running gradients live in the outputs
   T* dc = dc0;
   cells::init_state(d.B, P, dh_n, dh);
   cells::init_state(d.B, H, dc_n, dc);
   // Projected: the gradient reaching h at every row [T*B,P] (for dW_hr) and
-  // the one reaching o*tanh(c) at this step [B,H].
-  std::vector<T> dh_rows(kProj ? rows * P : 0, T(0)), dhc(kProj ? d.B * H : 0);
+  // at this step [B,P].
+  std::vector<T> dh_rows(kProj ? rows * P : 0, T(0)), dh_step(kProj ? d.B * P : 0);
 
-  auto unproject = [&](index_t step) {
-    if constexpr (kProj) {
-      for (index_t b = 0; b < d.B; ++b) {
-        if (!s.active(step, b)) continue;
-        const index_t row = s.row(step, b);
-        for (index_t j = 0; j < P; ++j)
-          dh_rows[row * P + j] = dh[b * P + j] + (dy ? dy[row * P + j] : T(0));
-        std::copy(dh_rows.begin() + row * P, dh_rows.begin() + (row + 1) * P,
-                  dh + b * P);
+  cells::bptt_loop(cache, 4, [&](const Slice& sl) {
+    const index_t n = sl.units();
+    std::vector<T> dhc(kProj ? d.B * n : 0);  // reaching o*tanh(c), own units
+    return [&, sl, n, dhc = std::move(dhc)](index_t step, int parity,
+                                        threads::Barrier& barrier) mutable {
+      if constexpr (kProj) {
+        for (index_t b = 0; b < d.B; ++b) {
+          if (!s.active(step, b)) continue;
+          const index_t row = s.row(step, b);
+          for (index_t p = sl.p0; p < sl.p1; ++p) {
+            const T v = dh[b * P + p] + (dy ? dy[row * P + p] : T(0));
+            dh_step[b * P + p] = dh_rows[row * P + p] = v;
+            dh[b * P + p] = T(0);
+          }
+        }
+        barrier.wait();  // dh_step complete
+        gemm::gemm<T>(Trans::N, Trans::N, d.B, n, P, T(1), dh_step.data(), P,
+                      cache.W_hr.data() + sl.j0, H, T(0), dhc.data(), n);
       }
-      gemm::gemm<T>(Trans::N, Trans::N, d.B, H, P, T(1), dh, P,
-                    cache.W_hr.data(), H, T(0), dhc.data(), H);
-    }
-  };
-  auto pointwise = [&](index_t row, index_t b, T* ds) {
-    const T* gates = cache.gates.data() + row * GH;
-    const T* c_prev = cache.c_prev.data() + row * H;
-    const T* c_new = cache.c.data() + row * H;
-    T* dcb = dc + b * H;
-    for (index_t j = 0; j < H; ++j) {
-      const T i = gates[j], f = gates[H + j], gg = gates[2 * H + j],
-              o = gates[3 * H + j];
-      const T dhj = kProj ? dhc[b * H + j]
-                          : dh[b * H + j] + (dy ? dy[row * H + j] : T(0));
-      const T tc = std::tanh(c_new[j]);
-      const T dcj = dcb[j] + dhj * o * (T(1) - tc * tc);
-      ds[j] = dcj * gg * i * (T(1) - i);
-      ds[H + j] = dcj * c_prev[j] * f * (T(1) - f);
-      ds[2 * H + j] = dcj * i * (T(1) - gg * gg);
-      ds[3 * H + j] = dhj * tc * o * (T(1) - o);
-      dcb[j] = dcj * f;
-    }
-    std::fill(dh + b * P, dh + (b + 1) * P, T(0));
-  };
-  cells::bptt_loop(cache, GH, dh, dG.data(), pointwise, unproject);
+      T* ds_all = dGs.data() + parity * d.B * GH;
+      for (index_t b = 0; b < d.B; ++b) {
+        T* ds = ds_all + b * GH;
+        if (!s.active(step, b)) {
+          for (index_t gi = 0; gi < 4; ++gi)
+            std::fill(ds + gi * H + sl.j0, ds + gi * H + sl.j1, T(0));
+          continue;
+        }
+        const index_t row = s.row(step, b);
+        const T* gates = cache.gates.data() + row * GH;
+        const T* c_prev = cache.c_prev.data() + row * H;
+        const T* c_new = cache.c.data() + row * H;
+        T* dg = dG.data() + row * GH;
+        for (index_t j = sl.j0; j < sl.j1; ++j) {
+          const T i = gates[j], f = gates[H + j], gg = gates[2 * H + j],
+                  o = gates[3 * H + j];
+          const T dhj = kProj ? dhc[b * n + j - sl.j0]
+                              : dh[b * P + j] + (dy ? dy[row * P + j] : T(0));
+          const T tc = std::tanh(c_new[j]);
+          const T dcj = dc[b * H + j] + dhj * o * (T(1) - tc * tc);
+          dg[j] = ds[j] = dcj * gg * i * (T(1) - i);
+          dg[H + j] = ds[H + j] = dcj * c_prev[j] * f * (T(1) - f);
+          dg[2 * H + j] = ds[2 * H + j] = dcj * i * (T(1) - gg * gg);
+          dg[3 * H + j] = ds[3 * H + j] = dhj * tc * o * (T(1) - o);
+          dc[b * H + j] = dcj * f;
+          if constexpr (!kProj) dh[b * P + j] = T(0);
+        }
+      }
+      barrier.wait();  // every unit's gate gradients are in ds_all
+      gemm::gemm<T>(Trans::N, Trans::N, d.B, sl.cols(), GH, T(1), ds_all, GH,
+                    cache.W_hh.data() + sl.p0, P, T(1), dh + sl.p0, P);
+    };
+  });
 
   cells::input_grads(cache, GH, dG.data(), dx, g.dW_ih, g.db_ih);
   cells::weight_grads(d, GH, dG.data(), GH, cache.h_prev.data(), P, g.dW_hh);

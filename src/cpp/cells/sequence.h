@@ -1,9 +1,18 @@
-// Pieces every cell's sequence loop shares: state set-up, the hoisted input
-// projection, the cache's common part, the time loops of forward and BPTT,
-// and the products after BPTT's loop.  Internal to src/cpp/cells.
+// Pieces every cell's sequence loop shares: how threads split the work, the
+// hoisted input projection, the cache's common part, the time loops of
+// forward and BPTT, and the products after BPTT's loop.  Internal to
+// src/cpp/cells.
 //
 // Widths: the recurrent state h and the output y are P wide (P = H but for a
-// projected LSTM); gates are G*H wide.
+// projected LSTM); gates are G*H wide, gate g of unit j at column g*H + j.
+//
+// Threads: one parallel region per call.  Thread t owns a contiguous share
+// of the hidden units [j0, j1) (and of the state columns [p0, p1)): it
+// computes the recurrent products of exactly its units' gate rows, runs
+// their point-wise gates, and writes their state.  Every output element is
+// computed by one thread with the same arithmetic whatever the thread count,
+// so results do not depend on it.  The state is double-buffered, so one
+// barrier per step separates "everyone read h_t" from "someone writes h_t+2".
 #pragma once
 
 #include <algorithm>
@@ -13,24 +22,83 @@
 
 #include "rnncore/cache.h"
 #include "rnncore/gemm.h"
+#include "rnncore/threads.h"
 
 namespace rnncore::cells {
 
 using gemm::Trans;
+using threads::Barrier;
 
 template <typename T>
 inline T sigmoid(T a) {
   return T(1) / (T(1) + std::exp(-a));
 }
 
-// s [B,width] <- s0, or zeros when s0 is null.
+// Units per share: one AVX-512 vector of floats, so shares stay aligned.
+constexpr index_t kGrain = 16;
+
+// Threads worth using for a sequence loop whose step multiplies [B,P] by
+// [P, G*H]: enough work per step to pay for a barrier, at least one grain
+// of units per thread.
+inline int loop_threads(const Dims& d, index_t G) {
+  const double macs = double(d.B) * double(G * d.H) * double(d.P);
+  if (macs < 32768.0) return 1;
+  const index_t shares = (d.H + kGrain - 1) / kGrain;
+  return static_cast<int>(std::min<index_t>(threads::num_threads(), shares));
+}
+
+// Threads worth using for one product of M*N*K multiply-adds.
+inline int gemm_threads(double macs) {
+  return macs < 262144.0 ? 1 : threads::num_threads();
+}
+
+// The units [j0, j1) and state columns [p0, p1) of thread tid of n.
+struct Slice {
+  index_t j0, j1, p0, p1;
+  index_t units() const { return j1 - j0; }
+  index_t cols() const { return p1 - p0; }
+};
+
+inline Slice slice_of(const Dims& d, int tid, int n) {
+  const threads::Range u = threads::split(d.H, kGrain, tid, n);
+  const threads::Range p =
+      d.P == d.H ? u : threads::split(d.P, kGrain, tid, n);
+  return {u.begin, u.end, p.begin, p.end};
+}
+
+// Rows g*H + j, g in [g0, g1), j in [sl.j0, sl.j1), of W [G*H, cols], gate
+// by gate: the recurrent weights of one thread's units, [(g1-g0)*n, cols].
 template <typename T>
-void init_state(index_t B, index_t width, const T* s0, T* s) {
-  const std::size_t n = static_cast<std::size_t>(B * width);
-  if (s0)
-    std::memcpy(s, s0, n * sizeof(T));
-  else
-    std::fill(s, s + n, T(0));
+std::vector<T> gate_rows(const T* W, index_t H, index_t cols, index_t g0,
+                         index_t g1, const Slice& sl) {
+  std::vector<T> out;
+  out.reserve(static_cast<std::size_t>((g1 - g0) * sl.units() * cols));
+  for (index_t g = g0; g < g1; ++g)
+    out.insert(out.end(), W + (g * H + sl.j0) * cols,
+               W + (g * H + sl.j1) * cols);
+  return out;
+}
+
+// C = alpha op(A) op(B) + beta C with the rows (or, when C is wider than
+// tall, the columns) of C shared among the pool's threads.
+template <typename T>
+void parallel_gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K,
+                   T alpha, const T* A, index_t lda, const T* B, index_t ldb,
+                   T beta, T* C, index_t ldc) {
+  const int nt = gemm_threads(double(M) * double(N) * double(K));
+  threads::parallel(nt, [&](int tid, int n) {
+    if (M >= N) {
+      const threads::Range r = threads::split(M, 8, tid, n);
+      const T* a = ta == Trans::N ? A + r.begin * lda : A + r.begin;
+      gemm::gemm<T>(ta, tb, r.end - r.begin, N, K, alpha, a, lda, B, ldb,
+                    beta, C + r.begin * ldc, ldc);
+    } else {
+      const threads::Range r = threads::split(N, kGrain, tid, n);
+      const T* b = tb == Trans::N ? B + r.begin : B + r.begin * ldb;
+      gemm::gemm<T>(ta, tb, M, r.end - r.begin, K, alpha, A, lda, b, ldb,
+                    beta, C + r.begin, ldc);
+    }
+  });
 }
 
 // Bias added to every row of the input projection: b_ih plus the parts of
@@ -52,11 +120,15 @@ std::vector<T> project_inputs(const Dims& d, index_t GH, const T* x,
                               const T* W_ih, const std::vector<T>& bias) {
   const index_t rows = d.T * d.B;
   std::vector<T> xp(static_cast<std::size_t>(rows * GH));
-  gemm::gemm<T>(Trans::N, Trans::T, rows, GH, d.I, T(1), x, d.I, W_ih, d.I,
-                T(0), xp.data(), GH);
-  if (!bias.empty())
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t j = 0; j < GH; ++j) xp[r * GH + j] += bias[j];
+  if (bias.empty()) {
+    parallel_gemm<T>(Trans::N, Trans::T, rows, GH, d.I, T(1), x, d.I, W_ih,
+                     d.I, T(0), xp.data(), GH);
+    return xp;
+  }
+  for (index_t r = 0; r < rows; ++r)
+    std::copy(bias.begin(), bias.end(), xp.begin() + r * GH);
+  parallel_gemm<T>(Trans::N, Trans::T, rows, GH, d.I, T(1), x, d.I, W_ih,
+                   d.I, T(1), xp.data(), GH);
   return xp;
 }
 
@@ -68,6 +140,16 @@ void zero_padding(const Schedule& s, index_t width, T* a) {
   for (index_t b = 0; b < d.B; ++b)
     for (index_t t = s.length(b); t < d.T; ++t)
       std::fill(a + (t * d.B + b) * width, a + (t * d.B + b + 1) * width, T(0));
+}
+
+// s [B,width] <- s0, or zeros when s0 is null.
+template <typename T>
+void init_state(index_t B, index_t width, const T* s0, T* s) {
+  const std::size_t n = static_cast<std::size_t>(B * width);
+  if (s0)
+    std::memcpy(s, s0, n * sizeof(T));
+  else
+    std::fill(s, s + n, T(0));
 }
 
 // The part of the cache every cell keeps: schedule, a copy of x with padded
@@ -91,65 +173,61 @@ void start_cache(SeqCache<T>& c, const Schedule& s, index_t G, const T* x,
   c.gates.assign(TB * GH, T(0));
 }
 
-struct NoHook {
-  void operator()(index_t) const {}
-};
-
-// The time loop of a forward pass whose step needs one recurrent product:
-// a = h W_hh^T [B,G*H], then pointwise(row, b, a_h) for every active
-// sequence b (row: its [T,B,*] row at this step; a_h: its G*H products),
-// then after_step(step).  Training records in cache->h_prev the state each
-// row started from.
-template <typename T, bool kTrain, typename Pointwise, typename AfterStep = NoHook>
-void forward_loop(const Schedule& s, index_t GH, const T* W_hh, T* h,
-                  SeqCache<T>* cache, Pointwise&& pointwise,
-                  AfterStep&& after_step = {}) {
+// The forward time loop.  make_step(slice) builds one thread's stepper
+// (its weight rows and scratch, allocated before the loop); then at every
+// step `stepper(step, h, h_next, barrier)` must write h_next[b, p0:p1] and
+// y for each active sequence b.  The loop itself carries the state of
+// sequences that have ended, records h_prev for training, and meets at the
+// barrier after each step.  h_io: h0 in, h_n out, [B,P].
+template <typename T, bool kTrain, typename MakeStep>
+void forward_loop(const Schedule& s, index_t G, T* h_io, SeqCache<T>* cache,
+                  MakeStep&& make_step) {
   const Dims& d = s.d;
-  std::vector<T> a(static_cast<std::size_t>(d.B * GH));
+  const std::size_t BP = static_cast<std::size_t>(d.B * d.P);
+  std::vector<T> hbuf(2 * BP);
+  std::copy(h_io, h_io + BP, hbuf.begin());
   const index_t steps = s.steps();
-  for (index_t step = 0; step < steps; ++step) {
-    gemm::gemm<T>(Trans::N, Trans::T, d.B, GH, d.P, T(1), h, d.P, W_hh, d.P,
-                  T(0), a.data(), GH);
-    for (index_t b = 0; b < d.B; ++b) {
-      if (!s.active(step, b)) continue;
-      const index_t row = s.row(step, b);
-      if constexpr (kTrain)
-        std::copy(h + b * d.P, h + (b + 1) * d.P,
-                  cache->h_prev.begin() + row * d.P);
-      pointwise(row, b, a.data() + b * GH);
+  const int nt = loop_threads(d, G);
+  Barrier barrier(nt);
+  threads::parallel(nt, [&](int tid, int n) {
+    const Slice sl = slice_of(d, tid, n);
+    auto stepper = make_step(sl);
+    for (index_t step = 0; step < steps; ++step) {
+      const T* h = hbuf.data() + (step % 2) * BP;
+      T* h_next = hbuf.data() + ((step + 1) % 2) * BP;
+      for (index_t b = 0; b < d.B; ++b) {
+        const T* from = h + b * d.P + sl.p0;
+        if (!s.active(step, b))
+          std::copy(from, from + sl.cols(), h_next + b * d.P + sl.p0);
+        else if constexpr (kTrain)
+          std::copy(from, from + sl.cols(),
+                    cache->h_prev.begin() + s.row(step, b) * d.P + sl.p0);
+      }
+      stepper(step, h, h_next, barrier);
+      barrier.wait();
     }
-    after_step(step);
-  }
+  });
+  const T* h_last = hbuf.data() + (steps % 2) * BP;
+  std::copy(h_last, h_last + BP, h_io);
 }
 
-// The time loop of BPTT for cells whose state gradient is
-//   dh_prev = (direct part) + dGs W_hh,
-// dGs [B,G*H] being the recurrent-side pre-activation gradients of one step.
-// before_step(step) runs first; pointwise(row, b, ds) fills ds for an active
-// sequence and replaces dh[b] by the direct part; ds is then stored in
-// dG [T*B,G*H] at that row.  Rows of padded steps stay zero in dG and add
-// nothing to dh.
-template <typename T, typename Pointwise, typename BeforeStep = NoHook>
-void bptt_loop(const SeqCache<T>& c, index_t GH, T* dh, T* dG,
-               Pointwise&& pointwise, BeforeStep&& before_step = {}) {
+// The BPTT time loop: make_step(slice) builds one thread's stepper (its
+// scratch allocated before the loop), called for steps T-1 .. 0 as
+// stepper(step, parity, barrier); it synchronises itself (scratch shared
+// between threads alternates with `parity`, so one barrier per phase
+// suffices) and must leave dh [B,P] holding the gradient that reaches the
+// state before the step.
+template <typename T, typename MakeStep>
+void bptt_loop(const SeqCache<T>& c, index_t G, MakeStep&& make_step) {
   const Schedule s = c.schedule();
-  const Dims& d = s.d;
-  std::vector<T> dGs(static_cast<std::size_t>(d.B * GH));
-  for (index_t step = s.steps() - 1; step >= 0; --step) {
-    before_step(step);
-    for (index_t b = 0; b < d.B; ++b) {
-      T* ds = dGs.data() + b * GH;
-      if (!s.active(step, b)) {
-        std::fill(ds, ds + GH, T(0));
-        continue;
-      }
-      const index_t row = s.row(step, b);
-      pointwise(row, b, ds);
-      std::copy(ds, ds + GH, dG + row * GH);
-    }
-    gemm::gemm<T>(Trans::N, Trans::N, d.B, d.P, GH, T(1), dGs.data(), GH,
-                  c.W_hh.data(), d.P, T(1), dh, d.P);
-  }
+  const int nt = loop_threads(c.d, G);
+  Barrier barrier(nt);
+  threads::parallel(nt, [&](int tid, int n) {
+    const Slice sl = slice_of(c.d, tid, n);
+    auto stepper = make_step(sl);
+    for (index_t step = s.steps() - 1; step >= 0; --step)
+      stepper(step, static_cast<int>(step % 2), barrier);
+  });
 }
 
 template <typename T>
@@ -167,10 +245,10 @@ void input_grads(const SeqCache<T>& c, index_t GH, const T* dGx, T* dx,
                  T* dW_ih, T* db_ih) {
   const Dims& d = c.d;
   const index_t rows = d.T * d.B;
-  gemm::gemm<T>(Trans::N, Trans::N, rows, d.I, GH, T(1), dGx, GH,
-                c.W_ih.data(), d.I, T(0), dx, d.I);
-  gemm::gemm<T>(Trans::T, Trans::N, GH, d.I, rows, T(1), dGx, GH, c.x.data(),
-                d.I, T(0), dW_ih, d.I);
+  parallel_gemm<T>(Trans::N, Trans::N, rows, d.I, GH, T(1), dGx, GH,
+                   c.W_ih.data(), d.I, T(0), dx, d.I);
+  parallel_gemm<T>(Trans::T, Trans::N, GH, d.I, rows, T(1), dGx, GH,
+                   c.x.data(), d.I, T(0), dW_ih, d.I);
   if (db_ih) column_sums(rows, GH, dGx, db_ih);
 }
 
@@ -180,8 +258,8 @@ void input_grads(const SeqCache<T>& c, index_t GH, const T* dGx, T* dx,
 template <typename T>
 void weight_grads(const Dims& d, index_t n, const T* dG, index_t ldg,
                   const T* src, index_t width, T* dW) {
-  gemm::gemm<T>(Trans::T, Trans::N, n, width, d.T * d.B, T(1), dG, ldg, src,
-                width, T(0), dW, width);
+  parallel_gemm<T>(Trans::T, Trans::N, n, width, d.T * d.B, T(1), dG, ldg,
+                   src, width, T(0), dW, width);
 }
 
 }  // namespace rnncore::cells

@@ -1,0 +1,47 @@
+// rnncore's own small thread pool (no OpenMP runtime, which clashes with
+// other libraries loaded in the same process).
+//
+// A kernel call runs one parallel region: `parallel(n, fn)` calls fn(tid, n)
+// on n threads, the caller being tid 0, and returns when all have finished.
+// Inside the region the threads meet at a `Barrier` once or twice per time
+// step.  Regions never nest.  Calls from several host threads at once are
+// safe: a region that finds the pool busy runs on the calling thread alone
+// (results do not depend on the thread count, see the cells).
+#pragma once
+
+#include <atomic>
+#include <functional>
+
+namespace rnncore::threads {
+
+// Threads a kernel may use: RNNCORE_NUM_THREADS when set, else the number
+// of hardware threads; set_num_threads(n) changes it (n >= 1).
+int num_threads();
+void set_num_threads(int n);
+
+// Runs fn(tid, n) for tid in [0, n) on n threads; n is clamped to
+// [1, num_threads()].  fn must not throw.
+void parallel(int n, const std::function<void(int tid, int n)>& fn);
+
+// Reusable barrier for the n threads of one region: spins briefly, then
+// yields, so a step's handover costs well under a microsecond when cores are
+// free and does not starve others when they are not.
+class Barrier {
+ public:
+  explicit Barrier(int n) : n_(n) {}
+  void wait();
+
+ private:
+  const int n_;
+  std::atomic<int> arrived_{0};
+  std::atomic<unsigned> generation_{0};
+};
+
+// [begin, end) of the share of `total` items that thread tid of n gets, in
+// multiples of `grain` (the last share takes the remainder).
+struct Range {
+  long begin, end;
+};
+Range split(long total, long grain, int tid, int n);
+
+}  // namespace rnncore::threads

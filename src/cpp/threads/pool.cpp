@@ -1,0 +1,163 @@
+// The persistent worker threads behind rnncore::threads::parallel.
+//
+// Workers sleep on a condition variable between regions and wake when the
+// region counter moves; the caller works as thread 0 and then waits for the
+// others to report done.  After fork() the child has no workers: the pool is
+// rebuilt on first use there.
+#include "rnncore/threads.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define RNNCORE_PAUSE() _mm_pause()
+#else
+#define RNNCORE_PAUSE() ((void)0)
+#endif
+
+namespace rnncore::threads {
+namespace {
+
+int default_threads() {
+  if (const char* env = std::getenv("RNNCORE_NUM_THREADS")) {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && n >= 1 && n <= 1024)
+      return static_cast<int>(n);
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::atomic<int> g_threads{0};
+
+class Pool {
+ public:
+  void run(int n, const std::function<void(int, int)>& fn) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock() || n <= 1) {
+      fn(0, 1);
+      return;
+    }
+    grow(n - 1);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = &fn;
+      job_threads_ = n;
+      pending_.store(n - 1, std::memory_order_relaxed);
+      ++region_;
+    }
+    wake_.notify_all();
+    fn(0, n);
+    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins)
+      if (spins < 4096)
+        RNNCORE_PAUSE();
+      else
+        std::this_thread::yield();
+  }
+
+ private:
+  void grow(int workers) {
+    while (static_cast<int>(workers_.size()) < workers) {
+      const int tid = static_cast<int>(workers_.size()) + 1;
+      workers_.emplace_back([this, tid] { work(tid); });
+      workers_.back().detach();
+    }
+  }
+
+  void work(int tid) {
+    unsigned long seen = 0;
+    for (;;) {
+      const std::function<void(int, int)>* job;
+      int n;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return region_ != seen; });
+        seen = region_;
+        job = job_;
+        n = job_threads_;
+      }
+      if (tid < n) {
+        (*job)(tid, n);
+        pending_.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+  }
+
+  std::mutex busy_;  // held by the host thread running a region
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  unsigned long region_ = 0;
+  const std::function<void(int, int)>* job_ = nullptr;
+  int job_threads_ = 0;
+  std::atomic<int> pending_{0};
+  std::vector<std::thread> workers_;
+};
+
+// Never destroyed: detached workers may still sleep in it at exit, and a
+// forked child must not touch its parent's threads.
+Pool* g_pool = nullptr;
+std::once_flag g_pool_once;
+
+void forget_pool_after_fork() { g_pool = nullptr; }
+
+Pool& pool() {
+  std::call_once(g_pool_once, [] {
+    pthread_atfork(nullptr, nullptr, forget_pool_after_fork);
+  });
+  if (!g_pool) g_pool = new Pool;
+  return *g_pool;
+}
+
+}  // namespace
+
+int num_threads() {
+  int n = g_threads.load(std::memory_order_relaxed);
+  if (n == 0) {
+    g_threads.compare_exchange_strong(n, default_threads());
+    n = g_threads.load(std::memory_order_relaxed);
+  }
+  return n;
+}
+
+void set_num_threads(int n) { g_threads.store(std::max(1, n)); }
+
+void parallel(int n, const std::function<void(int, int)>& fn) {
+  n = std::clamp(n, 1, num_threads());
+  if (n == 1) return fn(0, 1);
+  pool().run(n, fn);
+}
+
+void Barrier::wait() {
+  const unsigned gen = generation_.load(std::memory_order_acquire);
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+    arrived_.store(0, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+    return;
+  }
+  for (int spins = 0; generation_.load(std::memory_order_acquire) == gen;
+       ++spins)
+    if (spins < 4096)
+      RNNCORE_PAUSE();
+    else
+      std::this_thread::yield();
+}
+
+Range split(long total, long grain, int tid, int n) {
+  const long chunks = (total + grain - 1) / grain;
+  const long per = chunks / n, extra = chunks % n;
+  const long first = tid * per + std::min<long>(tid, extra);
+  const long count = per + (tid < extra ? 1 : 0);
+  return {std::min(total, first * grain),
+          std::min(total, (first + count) * grain)};
+}
+
+}  // namespace rnncore::threads

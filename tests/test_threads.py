@@ -1,0 +1,114 @@
+"""The thread pool: results do not depend on the thread count, and the
+kernels are safe to call from many Python threads at once."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import rnncore
+from cellcases import TOL, VARIANTS, backward, forward, make_args, random_lengths, rel_err
+from rnncore import reference as R
+from rnncore import functional as F
+
+
+@pytest.fixture
+def threads():
+    """Restores the thread count after the test."""
+    before = rnncore.get_num_threads()
+    yield rnncore.set_num_threads
+    rnncore.set_num_threads(before)
+
+
+def run(v, args, lengths, reverse, dy_seed=7):
+    (y, *states), cache = forward(F, v, args, lengths=lengths, reverse=reverse)
+    rng = np.random.default_rng(dy_seed)
+    dy = rng.standard_normal(y.shape).astype(y.dtype)
+    d_states = [rng.standard_normal(s.shape).astype(s.dtype) for s in states]
+    grads = backward(F, v, cache, dy, d_states)
+    return [y, *states, *(g for g in grads if g is not None)]
+
+
+# H = 50 gives 4 shares of 16 units (the last one short); B*G*H*H is large
+# enough for the kernels to use every thread, even for the dense cell.
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_thread_count_does_not_change_results(v, dtype, reverse, threads, rng):
+    T, B, I, H = 6, 16, 7, 50
+    args = make_args(v, T, B, I, H, dtype, rng)
+    lengths = random_lengths(T, B, rng)
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        results.append(run(v, args, lengths, reverse))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
+def test_threaded_kernels_match_reference(v, threads, rng):
+    threads(2)
+    T, B, I, H = 5, 4, 6, 40
+    args = make_args(v, T, B, I, H, np.float64, rng)
+    lengths = random_lengths(T, B, rng)
+    fast = run(v, args, lengths, True)
+    (y, *states), cache = forward(R, v, args, lengths=lengths, reverse=True)
+    r = np.random.default_rng(7)
+    dy = r.standard_normal(y.shape)
+    d_states = [r.standard_normal(s.shape) for s in states]
+    grads = backward(R, v, cache, dy, d_states)
+    ref = [y, *states, *(g for g in grads if g is not None)]
+    for a, b in zip(fast, ref):
+        assert rel_err(a, b) <= TOL[np.float64]
+
+
+def test_concurrent_calls_from_python_threads_match_serial(threads, rng):
+    threads(2)
+    v = VARIANTS[0]
+    calls = [make_args(v, 8, 3, 16, 48, np.float32, rng) for _ in range(8)]
+    serial = [forward(F, v, a, keep_cache=False)[0] for a in calls]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(forward, F, v, a, keep_cache=False) for a in calls]
+        parallel = [f.result()[0] for f in futures]
+    for want, got in zip(serial, parallel):
+        for a, b in zip(want, got):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_set_num_threads_checks_its_argument(threads):
+    with pytest.raises(ValueError, match="at least 1"):
+        rnncore.set_num_threads(0)
+    with pytest.raises(TypeError, match="int"):
+        rnncore.set_num_threads(1.5)
+    threads(3)
+    assert rnncore.get_num_threads() == 3
+    assert rnncore.cpu_info()["num_threads"] == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_kernels_work_in_a_forked_child(threads, rng):
+    threads(2)
+    v = VARIANTS[0]
+    args = make_args(v, 6, 8, 16, 64, np.float64, rng)
+    want = forward(F, v, args, keep_cache=False)[0][0]  # the pool now exists
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+        pid = os.fork()
+    if pid == 0:  # child: the parent's workers do not exist here
+        try:
+            y = forward(F, v, args, keep_cache=False)[0][0]
+            os.write(write_end, y.tobytes())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    np.testing.assert_array_equal(np.frombuffer(data).reshape(want.shape), want)
