@@ -48,6 +48,9 @@ def test_matches_reference(v, dtype, shape, reverse, with_lengths, rng):
     args = make_args(v, T, B, I, H, dtype, rng)
     lengths = random_lengths(T, B, rng) if with_lengths else None
     for name, (fast, ref) in run_both(v, args, lengths, reverse, rng).items():
+        if ref is None:  # e.g. dweight_hr without a projection
+            assert fast is None, name
+            continue
         assert fast.dtype == ref.dtype, name
         assert fast.shape == ref.shape, name
         assert rel_err(fast, ref) <= TOL[dtype], name

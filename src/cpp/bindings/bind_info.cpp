@@ -9,6 +9,7 @@
 namespace rnncore::bindings {
 
 void register_info(py::module_& m) {
+  cpu::active_isa();  // an impossible RNNCORE_FORCE_ISA fails the import
   m.def("cpu_info", [] {
     py::dict info;
     info["isa"] = cpu::active_isa();

@@ -3,29 +3,13 @@
 #include "rnncore/dense.h"
 
 #include "cells/sequence.h"
+#include "kernels/gates.h"
 
 namespace rnncore::dense {
 namespace {
 
 using cells::Slice;
 using gemm::Trans;
-
-template <Activation kAct, typename T>
-inline T activate(T a) {
-  if constexpr (kAct == Activation::Tanh)
-    return std::tanh(a);
-  else
-    return a > T(0) ? a : T(0);
-}
-
-// Derivative of the activation from its output y = act(a).
-template <Activation kAct, typename T>
-inline T activation_grad(T y) {
-  if constexpr (kAct == Activation::Tanh)
-    return T(1) - y * y;
-  else
-    return y > T(0) ? T(1) : T(0);
-}
 
 template <typename T, bool kTrain, Activation kAct>
 void run_forward(const Schedule& s, const T* x, const T* h0,
@@ -36,6 +20,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
       cells::project_inputs(d, H, x, w.W_ih, cells::folded_bias(H, 0, w));
   cells::init_state(d.B, H, h0, h_n);
   cells::zero_padding(s, H, y);
+  const kernels::GateKernels<T>& K = kernels::gate_kernels<T>();
 
   cells::forward_loop<T, kTrain>(s, 1, h_n, cache, [&](const Slice& sl) {
     const index_t n = sl.units();
@@ -47,14 +32,10 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
                     T(0), a.data(), n);
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
-        const index_t row = s.row(step, b);
-        const T* a_x = xp.data() + row * H;
-        const T* a_h = a.data() + b * n;
-        for (index_t j = sl.j0, k = 0; j < sl.j1; ++j, ++k) {
-          const T hn = activate<kAct>(a_x[j] + a_h[k]);
-          h_next[b * H + j] = y[row * H + j] = hn;
-          if constexpr (kTrain) cache->gates[row * H + j] = hn;
-        }
+        const index_t at = s.row(step, b) * H + sl.j0;
+        K.dense_forward({n, kAct == Activation::Relu, xp.data() + at,
+                         a.data() + b * n, h_next + b * H + sl.j0, y + at,
+                         kTrain ? cache->gates.data() + at : nullptr});
       }
     };
   });
@@ -80,23 +61,21 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   std::vector<T> dGs(2 * d.B * H);
   T* dh = dh0;
   cells::init_state(d.B, H, dh_n, dh);
+  const kernels::GateKernels<T>& K = kernels::gate_kernels<T>();
 
   cells::bptt_loop(cache, 1, [&](const Slice& sl) {
     return [&, sl](index_t step, int parity, threads::Barrier& barrier) {
       T* ds_all = dGs.data() + parity * d.B * H;
       for (index_t b = 0; b < d.B; ++b) {
-        T* ds = ds_all + b * H;
+        T* ds = ds_all + b * H + sl.j0;
         if (!s.active(step, b)) {
-          std::fill(ds + sl.j0, ds + sl.j1, T(0));
+          std::fill(ds, ds + sl.units(), T(0));
           continue;
         }
-        const index_t row = s.row(step, b);
-        const T* hnew = cache.gates.data() + row * H;
-        for (index_t j = sl.j0; j < sl.j1; ++j) {
-          const T dhj = dh[b * H + j] + (dy ? dy[row * H + j] : T(0));
-          dG[row * H + j] = ds[j] = dhj * activation_grad<kAct>(hnew[j]);
-          dh[b * H + j] = T(0);
-        }
+        const index_t at = s.row(step, b) * H + sl.j0;
+        K.dense_backward({sl.units(), kAct == Activation::Relu,
+                          cache.gates.data() + at, dh + b * H + sl.j0,
+                          dy ? dy + at : nullptr, ds, dG.data() + at});
       }
       barrier.wait();
       gemm::gemm<T>(Trans::N, Trans::N, d.B, sl.cols(), H, T(1), ds_all, H,

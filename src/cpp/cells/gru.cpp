@@ -8,11 +8,11 @@
 #include "rnncore/gru.h"
 
 #include "cells/sequence.h"
+#include "kernels/gates.h"
 
 namespace rnncore::gru {
 namespace {
 
-using cells::sigmoid;
 using cells::Slice;
 using gemm::Trans;
 
@@ -27,6 +27,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
   cells::init_state(d.B, H, h0, h_n);
   cells::zero_padding(s, H, y);
   std::vector<T> rh(kResetAfter ? 0 : d.B * H);  // r*h, input of W_hn
+  const kernels::GateKernels<T>& K = kernels::gate_kernels<T>();
 
   cells::forward_loop<T, kTrain>(s, 3, h_n, cache, [&](const Slice& sl) {
     const index_t n = sl.units();
@@ -42,10 +43,9 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
       if constexpr (!kResetAfter) {
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;
-          const T* a_x = xp.data() + s.row(step, b) * GH;
-          const T* a_h = a.data() + b * 3 * n;
-          for (index_t j = sl.j0, k = 0; j < sl.j1; ++j, ++k)
-            rh[b * H + j] = sigmoid(a_x[j] + a_h[k]) * h[b * H + j];
+          K.sigmoid_mul(n, xp.data() + s.row(step, b) * GH + sl.j0,
+                        a.data() + b * 3 * n, h + b * H + sl.j0,
+                        rh.data() + b * H + sl.j0);
         }
         barrier.wait();  // every unit's r*h is in rh
         gemm::gemm<T>(Trans::N, Trans::T, d.B, n, H, T(1), rh.data(), H,
@@ -54,26 +54,17 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
         const index_t row = s.row(step, b);
-        const T* a_x = xp.data() + row * GH;
-        const T* a_h = a.data() + b * 3 * n;
-        for (index_t j = sl.j0, k = 0; j < sl.j1; ++j, ++k) {
-          const T r = sigmoid(a_x[j] + a_h[k]);
-          const T z = sigmoid(a_x[H + j] + a_h[n + k]);
-          // reset_after: hn = W_hn h + b_hn; reset before: hn = r*h.
-          const T hn = kResetAfter ? a_h[2 * n + k] + (b_hn ? b_hn[j] : T(0))
-                                   : rh[b * H + j];
-          const T nn = std::tanh(a_x[2 * H + j] +
-                                 (kResetAfter ? r * hn : a_h[2 * n + k]));
-          const T hnew = (T(1) - z) * nn + z * h[b * H + j];
-          h_next[b * H + j] = y[row * H + j] = hnew;
-          if constexpr (kTrain) {
-            T* gates = cache->gates.data() + row * GH;
-            gates[j] = r;
-            gates[H + j] = z;
-            gates[2 * H + j] = nn;
-            cache->hn[row * H + j] = hn;
-          }
+        kernels::GruForward<T> args{
+            n, H, kResetAfter, xp.data() + row * GH + sl.j0,
+            a.data() + b * 3 * n, b_hn ? b_hn + sl.j0 : nullptr,
+            kResetAfter ? nullptr : rh.data() + b * H + sl.j0,
+            h + b * H + sl.j0, h_next + b * H + sl.j0, y + row * H + sl.j0,
+            nullptr, nullptr};
+        if constexpr (kTrain) {
+          args.gates = cache->gates.data() + row * GH + sl.j0;
+          args.hn = cache->hn.data() + row * H + sl.j0;
         }
+        K.gru_forward(args);
       }
     };
   });
@@ -105,6 +96,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   std::vector<T> dGs(2 * d.B * GH);
   T* dh = dh0;
   cells::init_state(d.B, H, dh_n, dh);
+  const kernels::GateKernels<T>& K = kernels::gate_kernels<T>();
 
   cells::bptt_loop(cache, 3, [&](const Slice& sl) {
     const index_t n = sl.units();
@@ -113,34 +105,22 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
                                         threads::Barrier& barrier) mutable {
       T* ds_all = dGs.data() + parity * d.B * GH;
       for (index_t b = 0; b < d.B; ++b) {
-        T* ds = ds_all + b * GH;
+        T* ds = ds_all + b * GH + sl.j0;
         if (!s.active(step, b)) {
           for (index_t gi = 0; gi < 3; ++gi)
-            std::fill(ds + gi * H + sl.j0, ds + gi * H + sl.j1, T(0));
+            std::fill(ds + gi * H, ds + gi * H + n, T(0));
           continue;
         }
         const index_t row = s.row(step, b);
-        const T* gates = cache.gates.data() + row * GH;
-        const T* hn = cache.hn.data() + row * H;
-        const T* h_prev = cache.h_prev.data() + row * H;
-        T* dgx = dGx.data() + row * GH;
-        for (index_t j = sl.j0; j < sl.j1; ++j) {
-          const T r = gates[j], z = gates[H + j], nn = gates[2 * H + j];
-          const T dhj = dh[b * H + j] + (dy ? dy[row * H + j] : T(0));
-          const T dn = dhj * (T(1) - z) * (T(1) - nn * nn);
-          dgx[H + j] = ds[H + j] = dhj * (h_prev[j] - nn) * z * (T(1) - z);
-          dgx[2 * H + j] = dn;
-          dh[b * H + j] = dhj * z;
-          if constexpr (kResetAfter) {
-            dgx[j] = ds[j] = dn * hn[j] * r * (T(1) - r);
-            ds[2 * H + j] = dn * r;
-          } else {
-            ds[2 * H + j] = dn;
-          }
-        }
+        const index_t at = row * H + sl.j0;
+        K.gru_backward({n, H, kResetAfter,
+                        cache.gates.data() + row * GH + sl.j0,
+                        cache.hn.data() + at, cache.h_prev.data() + at,
+                        dh + b * H + sl.j0, dy ? dy + at : nullptr, ds,
+                        dGx.data() + row * GH + sl.j0});
         if constexpr (kResetAfter)
           for (index_t gi = 0; gi < 3; ++gi)
-            std::copy(ds + gi * H + sl.j0, ds + gi * H + sl.j1,
+            std::copy(ds + gi * H, ds + gi * H + n,
                       dGh.begin() + row * GH + gi * H + sl.j0);
       }
       barrier.wait();  // every unit's gradients are in ds_all

@@ -5,11 +5,11 @@
 #include "rnncore/lstm.h"
 
 #include "cells/sequence.h"
+#include "kernels/gates.h"
 
 namespace rnncore::lstm {
 namespace {
 
-using cells::sigmoid;
 using cells::Slice;
 using gemm::Trans;
 
@@ -25,6 +25,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
   cells::init_state(d.B, H, c0, c_n);
   cells::zero_padding(s, P, y);
   T* c = c_n;  // each thread updates its own units in place
+  const kernels::GateKernels<T>& K = kernels::gate_kernels<T>();
   std::vector<T> hc(kProj ? d.B * H : 0);  // o*tanh(c) before the projection
 
   cells::forward_loop<T, kTrain>(s, 4, h_n, cache, [&](const Slice& sl) {
@@ -38,31 +39,19 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
         const index_t row = s.row(step, b);
-        const T* a_x = xp.data() + row * GH;
-        const T* a_h = a.data() + b * 4 * n;  // gate g of unit j at g*n + j-j0
-        T* cb = c + b * H;
-        T* out = kProj ? hc.data() + b * H : h_next + b * P;
-        if constexpr (kTrain)
-          std::copy(cb + sl.j0, cb + sl.j1, cache->c_prev.begin() + row * H + sl.j0);
-        for (index_t j = sl.j0, k = 0; j < sl.j1; ++j, ++k) {
-          const T i = sigmoid(a_x[j] + a_h[k]);
-          const T f = sigmoid(a_x[H + j] + a_h[n + k]);
-          const T g = std::tanh(a_x[2 * H + j] + a_h[2 * n + k]);
-          const T o = sigmoid(a_x[3 * H + j] + a_h[3 * n + k]);
-          const T cn = f * cb[j] + i * g;
-          cb[j] = cn;
-          out[j] = o * std::tanh(cn);
-          if constexpr (!kProj) y[row * P + j] = out[j];
-          if constexpr (kTrain) {
-            T* gates = cache->gates.data() + row * GH;
-            gates[j] = i;
-            gates[H + j] = f;
-            gates[2 * H + j] = g;
-            gates[3 * H + j] = o;
-            cache->c[row * H + j] = cn;
-            if constexpr (kProj) cache->hc[row * H + j] = out[j];
-          }
+        const index_t at = row * H + sl.j0;  // unit j0 of this row, [T,B,H]
+        kernels::LstmForward<T> args{
+            n, H, xp.data() + row * GH + sl.j0, a.data() + b * 4 * n,
+            c + b * H + sl.j0,
+            kProj ? hc.data() + b * H + sl.j0 : h_next + b * P + sl.j0,
+            kProj ? nullptr : y + row * P + sl.j0, nullptr, nullptr, nullptr};
+        if constexpr (kTrain) {
+          args.gates = cache->gates.data() + row * GH + sl.j0;
+          args.c_prev = cache->c_prev.data() + at;
+          args.c_new = cache->c.data() + at;
+          if constexpr (kProj) args.out2 = cache->hc.data() + at;
         }
+        K.lstm_forward(args);
       }
       if constexpr (kProj) {
         barrier.wait();  // every unit's o*tanh(c) is in hc
@@ -95,6 +84,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
   // Projected: the gradient reaching h at every row [T*B,P] (for dW_hr) and
   // at this step [B,P].
   std::vector<T> dh_rows(kProj ? rows * P : 0, T(0)), dh_step(kProj ? d.B * P : 0);
+  const kernels::GateKernels<T>& K = kernels::gate_kernels<T>();
 
   cells::bptt_loop(cache, 4, [&](const Slice& sl) {
     const index_t n = sl.units();
@@ -117,31 +107,21 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
       }
       T* ds_all = dGs.data() + parity * d.B * GH;
       for (index_t b = 0; b < d.B; ++b) {
-        T* ds = ds_all + b * GH;
+        T* ds = ds_all + b * GH + sl.j0;
         if (!s.active(step, b)) {
           for (index_t gi = 0; gi < 4; ++gi)
-            std::fill(ds + gi * H + sl.j0, ds + gi * H + sl.j1, T(0));
+            std::fill(ds + gi * H, ds + gi * H + n, T(0));
           continue;
         }
         const index_t row = s.row(step, b);
-        const T* gates = cache.gates.data() + row * GH;
-        const T* c_prev = cache.c_prev.data() + row * H;
-        const T* c_new = cache.c.data() + row * H;
-        T* dg = dG.data() + row * GH;
-        for (index_t j = sl.j0; j < sl.j1; ++j) {
-          const T i = gates[j], f = gates[H + j], gg = gates[2 * H + j],
-                  o = gates[3 * H + j];
-          const T dhj = kProj ? dhc[b * n + j - sl.j0]
-                              : dh[b * P + j] + (dy ? dy[row * P + j] : T(0));
-          const T tc = std::tanh(c_new[j]);
-          const T dcj = dc[b * H + j] + dhj * o * (T(1) - tc * tc);
-          dg[j] = ds[j] = dcj * gg * i * (T(1) - i);
-          dg[H + j] = ds[H + j] = dcj * c_prev[j] * f * (T(1) - f);
-          dg[2 * H + j] = ds[2 * H + j] = dcj * i * (T(1) - gg * gg);
-          dg[3 * H + j] = ds[3 * H + j] = dhj * tc * o * (T(1) - o);
-          dc[b * H + j] = dcj * f;
-          if constexpr (!kProj) dh[b * P + j] = T(0);
-        }
+        const index_t at = row * H + sl.j0;
+        const T* dy_row = dy ? dy + row * P + sl.j0 : nullptr;
+        K.lstm_backward({n, H, cache.gates.data() + row * GH + sl.j0,
+                         cache.c_prev.data() + at, cache.c.data() + at,
+                         kProj ? dhc.data() + b * n : dh + b * P + sl.j0,
+                         kProj ? nullptr : dy_row, dc + b * H + sl.j0, ds,
+                         dG.data() + row * GH + sl.j0});
+        if constexpr (!kProj) std::fill(dh + b * P + sl.j0, dh + b * P + sl.j1, T(0));
       }
       barrier.wait();  // every unit's gate gradients are in ds_all
       gemm::gemm<T>(Trans::N, Trans::N, d.B, sl.cols(), GH, T(1), ds_all, GH,

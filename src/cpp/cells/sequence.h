@@ -29,11 +29,6 @@ namespace rnncore::cells {
 using gemm::Trans;
 using threads::Barrier;
 
-template <typename T>
-inline T sigmoid(T a) {
-  return T(1) / (T(1) + std::exp(-a));
-}
-
 // Units per share: one AVX-512 vector of floats, so shares stay aligned.
 constexpr index_t kGrain = 16;
 
