@@ -13,7 +13,11 @@ Conventions (the same as :mod:`rnncore.functional` and PyTorch):
 - Weights use PyTorch's shapes and gate orders: ``weight_ih`` [G*H,I],
   ``weight_hh`` [G*H,H], ``bias_ih`` and ``bias_hh`` [G*H], with G = 4 for
   the LSTM (gates i, f, g, o), 3 for the GRU (r, z, n) and 1 for the dense
-  RNN cell. A bias given as ``None`` is absent (acts as zero, no gradient).
+  RNN cell. The biases come both or neither, as in a PyTorch layer; both
+  ``None`` means no bias (it acts as zero and has no gradient).
+- An LSTM may project its hidden state (PyTorch's ``proj_size``): with
+  ``weight_hr`` [P,H], ``h = weight_hr (o * tanh(c))``, so ``h``, ``y`` and
+  the columns of ``weight_hh`` [4H,P] are P wide while ``c`` stays H wide.
 - Everything is computed in the dtype of the inputs (float32 or float64).
 - ``lengths`` [B]: sequence b has ``lengths[b]`` valid steps, 1 <= len <= T.
   Outputs at t >= len_b are exactly 0, the final state of sequence b is its
@@ -62,7 +66,8 @@ class LSTMGrads(NamedTuple):
     """Gradients returned by :func:`lstm_backward`.
 
     ``dbias_ih`` / ``dbias_hh`` are ``None`` when the forward pass ran
-    without that bias.
+    without biases, ``dweight_hr`` when it ran without a projection. With
+    a projection, ``dh0`` is [B,P] and ``dweight_hh`` [4H,P].
     """
 
     dx: np.ndarray  # [T,B,I]
@@ -72,6 +77,7 @@ class LSTMGrads(NamedTuple):
     dweight_hh: np.ndarray  # [4H,H]
     dbias_ih: Optional[np.ndarray]  # [4H]
     dbias_hh: Optional[np.ndarray]  # [4H]
+    dweight_hr: Optional[np.ndarray] = None  # [P,H]
 
 
 class GRUGrads(NamedTuple):
@@ -104,14 +110,17 @@ class RNNGrads(NamedTuple):
 class _Params(NamedTuple):
     """The weights of one layer direction (or their gradients).
 
-    A missing bias is stored as zeros so the step functions need no
-    special case; ``_Cache.has_bias`` remembers which biases were given.
+    Missing biases are stored as zeros so the step functions need no
+    special case; ``_Cache.has_bias`` remembers whether they were given.
+    ``W_hr`` is the LSTM's projection, None without one (and for the
+    other cells).
     """
 
     W_ih: np.ndarray  # [G*H,I]
-    W_hh: np.ndarray  # [G*H,H]
+    W_hh: np.ndarray  # [G*H,H], the LSTM with a projection [4H,P]
     b_ih: np.ndarray  # [G*H]
     b_hh: np.ndarray  # [G*H]
+    W_hr: Optional[np.ndarray] = None  # [P,H]
 
 
 class _Cell(NamedTuple):
@@ -136,7 +145,7 @@ class _Cache(NamedTuple):
     cell: str
     options: dict  # cell options (reset_after, nonlinearity), passed to both passes
     params: _Params
-    has_bias: tuple  # (bias_ih given, bias_hh given)
+    has_bias: bool  # bias_ih and bias_hh given
     lengths: np.ndarray  # [B]
     reverse: bool
     x_shape: tuple  # (T, B, I)
@@ -178,7 +187,9 @@ def _lstm_step(x, state, p):
         a = W_ih x + b_ih + W_hh h + b_hh        split into a_i, a_f, a_g, a_o
         i = σ(a_i)   f = σ(a_f)   g = tanh(a_g)   o = σ(a_o)
         c' = f * c + i * g
-        h' = o * tanh(c')
+        m  = o * tanh(c')
+        h' = m                 without a projection
+        h' = W_hr m            with one
     """
     h, c = state
     a = x @ p.W_ih.T + p.b_ih + h @ p.W_hh.T + p.b_hh
@@ -186,7 +197,8 @@ def _lstm_step(x, state, p):
     i, f, g, o = _sigmoid(a_i), _sigmoid(a_f), np.tanh(a_g), _sigmoid(a_o)
     c_new = f * c + i * g
     tanh_c = np.tanh(c_new)
-    h_new = o * tanh_c
+    m = o * tanh_c
+    h_new = m if p.W_hr is None else m @ p.W_hr.T
     return (h_new, c_new), _LSTMStep(x, h, c, i, f, g, o, tanh_c)
 
 
@@ -195,16 +207,22 @@ def _lstm_step_backward(s, dstate, p):
 
     ``dh'`` and ``dc'`` are the gradients reaching the step's outputs::
 
-        dc  = dc' + dh' * o * (1 - tanh(c')²)      all the gradient reaching c'
-        do  = dh' * tanh(c')
+        dm  = dh'                                   without a projection
+        dm  = dh' W_hr    dW_hr = dh'^T m           with one (m = o * tanh(c'))
+        dc  = dc' + dm * o * (1 - tanh(c')²)        all the gradient reaching c'
+        do  = dm * tanh(c')
         di  = dc * g     df = dc * c     dg = dc * i
         da  = (di * i(1-i), df * f(1-f), dg * (1-g²), do * o(1-o))
         dx  = da W_ih    dh = da W_hh    dc_prev = dc * f
         dW_ih = da^T x   dW_hh = da^T h   db_ih = db_hh = Σ_b da
     """
     dh_new, dc_new = dstate
-    dc = dc_new + dh_new * s.o * (1 - s.tanh_c**2)
-    do = dh_new * s.tanh_c
+    if p.W_hr is None:
+        dm, dW_hr = dh_new, None
+    else:
+        dm, dW_hr = dh_new @ p.W_hr, dh_new.T @ (s.o * s.tanh_c)
+    dc = dc_new + dm * s.o * (1 - s.tanh_c**2)
+    do = dm * s.tanh_c
     di, df, dg = dc * s.g, dc * s.c, dc * s.i
     da = np.concatenate(
         [di * s.i * (1 - s.i), df * s.f * (1 - s.f), dg * (1 - s.g**2), do * s.o * (1 - s.o)],
@@ -212,7 +230,8 @@ def _lstm_step_backward(s, dstate, p):
     )
     dx = da @ p.W_ih
     dh = da @ p.W_hh
-    return dx, (dh, dc * s.f), _affine_grads(da, s.x, da, s.h)
+    dparams = _affine_grads(da, s.x, da, s.h)._replace(W_hr=dW_hr)
+    return dx, (dh, dc * s.f), dparams
 
 
 class _GRUStep(NamedTuple):
@@ -373,7 +392,8 @@ def _forward_sequence(cell, options, x, state, params, lengths, reverse):
     steps = []
     for t in range(T):
         active = t < lengths
-        new_state, step_cache = cell.step(x[t, active], tuple(s[active] for s in state), params, **options)
+        state_t = tuple(s[active] for s in state)
+        new_state, step_cache = cell.step(x[t, active], state_t, params, **options)
         for s, s_new in zip(state, new_state):
             s[active] = s_new
         y[t, active] = new_state[0]
@@ -391,29 +411,32 @@ def _backward_sequence(cell, cache, dy, dstate_n):
     output y[t] and the next step's state) and hands back the gradient of
     the state before it; sequences not active at t pass it through.
 
-    Returns ``dx``, the gradients of the initial states, and of the params.
+    Returns ``dx``, the gradients of the initial states, and those of the
+    params as a ``_Params`` (None for absent biases and projection).
     """
     if cache.reverse:
         dy = _reverse_sequences(dy, cache.lengths)
     T = cache.x_shape[0]
     dstate = [d.copy() for d in dstate_n]
-    dparams = [np.zeros_like(w) for w in cache.params]
+    dparams = [None if w is None else np.zeros_like(w) for w in cache.params]
     dx = np.zeros(cache.x_shape, dtype=dy.dtype)
     for t in reversed(range(T)):
         active, step_cache = cache.steps[t]
         dstate_t = [d[active] for d in dstate]
         dstate_t[0] += dy[t, active]
-        dx[t, active], dstate_prev, dparams_t = cell.step_backward(step_cache, dstate_t, cache.params, **cache.options)
+        dx_t, dstate_prev, dparams_t = cell.step_backward(step_cache, dstate_t, cache.params, **cache.options)
+        dx[t, active] = dx_t
         for d, d_prev in zip(dstate, dstate_prev):
             d[active] = d_prev
         for acc, d in zip(dparams, dparams_t):
-            acc += d
+            if acc is not None:
+                acc += d
     if cache.reverse:
         dx = _reverse_sequences(dx, cache.lengths)
-    dW_ih, dW_hh, db_ih, db_hh = dparams
-    has_b_ih, has_b_hh = cache.has_bias
-    dweights = (dW_ih, dW_hh, db_ih if has_b_ih else None, db_hh if has_b_hh else None)
-    return dx, tuple(dstate), dweights
+    dparams = _Params(*dparams)
+    if not cache.has_bias:
+        dparams = dparams._replace(b_ih=None, b_hh=None)
+    return dx, tuple(dstate), dparams
 
 
 # --------------------------------------------------------------------------
@@ -445,37 +468,67 @@ def _check_lengths(lengths, T, B):
     return lengths_arr.astype(np.int64)
 
 
-def _prepare_forward(cell, x, states, weight_ih, weight_hh, bias_ih, bias_hh, lengths):
+def _check_2d(name, a, dims):
+    """Check that ``a`` is a 2-d ndarray, before its shape sizes the other arguments."""
+    if not isinstance(a, np.ndarray) or a.ndim != 2:
+        got = getattr(a, "shape", type(a).__name__)
+        raise ValueError(f"{name} must be a 2-d numpy.ndarray {dims}, got {got}")
+
+
+def _check_params(cell, x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=None):
+    """Check the weights against ``x`` and each other; return ``_Params`` and whether there are biases.
+
+    ``weight_hh`` [G*H,H] fixes H; with a projection, ``weight_hr`` [P,H]
+    fixes P and H and ``weight_hh`` must be [4H,P].
+    """
+    G, I = cell.G, x.shape[2]
+    if weight_hr is None:
+        _check_2d("weight_hh", weight_hh, f"[{G}*H,H]")
+        H = P = weight_hh.shape[1]
+    else:
+        _check_2d("weight_hr", weight_hr, "[P,H]")
+        P, H = weight_hr.shape
+        _check_array("weight_hr", weight_hr, (P, H), x.dtype)
+    _check_array("weight_hh", weight_hh, (G * H, P), x.dtype)
+    _check_array("weight_ih", weight_ih, (G * H, I), x.dtype)
+    if (bias_ih is None) != (bias_hh is None):
+        fn = f"{cell.name}_forward"
+        raise ValueError(f"{fn}: bias_ih and bias_hh must both be given or both be None")
+    has_bias = bias_ih is not None
+    if has_bias:
+        _check_array("bias_ih", bias_ih, (G * H,), x.dtype)
+        _check_array("bias_hh", bias_hh, (G * H,), x.dtype)
+    else:
+        bias_ih = bias_hh = np.zeros(G * H, dtype=x.dtype)
+    return _Params(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr), has_bias
+
+
+def _state_sizes(cell, params):
+    """Width of each state: h as wide as W_hh has columns (H, or P with a projection), c is H."""
+    H = params.W_hh.shape[0] // cell.G
+    return tuple(params.W_hh.shape[1] if name == "h" else H for name in cell.states)
+
+
+def _prepare_forward(cell, x, states, weights, lengths):
     """Check the forward arguments; return params, has_bias, initial states, lengths."""
     if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"x must be a float32 or float64 numpy.ndarray, got {getattr(x, 'dtype', type(x).__name__)}")
+        got = getattr(x, "dtype", type(x).__name__)
+        raise TypeError(f"x must be a float32 or float64 numpy.ndarray, got {got}")
     if x.ndim != 3:
         raise ValueError(f"x must have shape [T,B,I], got {x.shape}")
-    T, B, I = x.shape
-    if not isinstance(weight_hh, np.ndarray) or weight_hh.ndim != 2:
-        raise ValueError(f"weight_hh must be a 2-d array [{cell.G}*H,H], got {getattr(weight_hh, 'shape', weight_hh)}")
-    H = weight_hh.shape[1]
-    GH = cell.G * H
-    _check_array("weight_hh", weight_hh, (GH, H), x.dtype)
-    _check_array("weight_ih", weight_ih, (GH, I), x.dtype)
-    biases = []
-    for name, b in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
-        if b is not None:
-            _check_array(name, b, (GH,), x.dtype)
-        biases.append(np.zeros(GH, dtype=x.dtype) if b is None else b)
-    params = _Params(weight_ih, weight_hh, *biases)
-    has_bias = (bias_ih is not None, bias_hh is not None)
+    T, B, _ = x.shape
+    params, has_bias = _check_params(cell, x, *weights)
     initial = []
-    for name, s in zip(cell.states, states):
+    for name, s, size in zip(cell.states, states, _state_sizes(cell, params)):
         if s is not None:
-            _check_array(f"{name}0", s, (B, H), x.dtype)
-        initial.append(np.zeros((B, H), dtype=x.dtype) if s is None else s)
+            _check_array(f"{name}0", s, (B, size), x.dtype)
+        initial.append(np.zeros((B, size), dtype=x.dtype) if s is None else s)
     return params, has_bias, tuple(initial), _check_lengths(lengths, T, B)
 
 
 def _run_forward(cell, options, x, states, weights, lengths, reverse, keep_cache):
     """Check arguments, run the sequence, and build the cache if asked for."""
-    params, has_bias, initial, lengths = _prepare_forward(cell, x, states, *weights, lengths)
+    params, has_bias, initial, lengths = _prepare_forward(cell, x, states, weights, lengths)
     y, final, steps = _forward_sequence(cell, options, x, initial, params, lengths, bool(reverse))
     cache = None
     if keep_cache:
@@ -486,22 +539,25 @@ def _run_forward(cell, options, x, states, weights, lengths, reverse, keep_cache
 def _run_backward(cell, cache, dy, dstate_n):
     """Check the backward arguments (dy and final-state gradients may be None) and run BPTT."""
     if cache is None:
-        raise ValueError("cache is None: the forward ran with keep_cache=False, run it with keep_cache=True to call backward")
+        raise ValueError(
+            "cache is None: the forward ran with keep_cache=False; run it with keep_cache=True to call backward"
+        )
     if not isinstance(cache, _Cache):
-        raise TypeError(f"cache must come from rnncore.reference.{cell.name}_forward, got {type(cache).__name__}")
+        got = type(cache).__name__
+        raise TypeError(f"cache must come from rnncore.reference.{cell.name}_forward, got {got}")
     if cache.cell != cell.name:
         raise ValueError(f"cache comes from {cache.cell}_forward, not {cell.name}_forward")
     T, B, _ = cache.x_shape
-    H = cache.params.W_hh.shape[1]
     dtype = cache.params.W_hh.dtype
+    sizes = _state_sizes(cell, cache.params)
     if dy is None:
-        dy = np.zeros((T, B, H), dtype=dtype)
-    _check_array("dy", dy, (T, B, H), dtype)
+        dy = np.zeros((T, B, sizes[0]), dtype=dtype)
+    _check_array("dy", dy, (T, B, sizes[0]), dtype)
     filled = []
-    for name, d in zip(cell.states, dstate_n):
+    for name, d, size in zip(cell.states, dstate_n, sizes):
         if d is not None:
-            _check_array(f"d{name}_n", d, (B, H), dtype)
-        filled.append(np.zeros((B, H), dtype=dtype) if d is None else d)
+            _check_array(f"d{name}_n", d, (B, size), dtype)
+        filled.append(np.zeros((B, size), dtype=dtype) if d is None else d)
     return _backward_sequence(cell, cache, dy, filled)
 
 
@@ -510,9 +566,19 @@ def _run_backward(cell, cache, dy, dstate_n):
 # --------------------------------------------------------------------------
 
 
-
 def lstm_forward(
-    x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, lengths=None, reverse=False, keep_cache=True
+    x,
+    h0,
+    c0,
+    weight_ih,
+    weight_hh,
+    bias_ih=None,
+    bias_hh=None,
+    *,
+    weight_hr=None,
+    lengths=None,
+    reverse=False,
+    keep_cache=True,
 ):
     """Run an LSTM layer (one direction) over a sequence.
 
@@ -520,20 +586,25 @@ def lstm_forward(
 
         i = σ   f = σ   g = tanh   o = σ
         c' = f * c + i * g
-        h' = o * tanh(c')
+        h' = o * tanh(c')              without a projection
+        h' = W_hr (o * tanh(c'))       with one (PyTorch's proj_size)
 
     Parameters
     ----------
     x : ndarray [T,B,I]
         Input sequence, time-major, float32 or float64.
     h0, c0 : ndarray [B,H] or None
-        Initial hidden and cell state (None: zeros).
+        Initial hidden and cell state (None: zeros). With a projection
+        ``h0`` is [B,P].
     weight_ih : ndarray [4H,I]
         Input-to-hidden weights, gates stacked in the order i, f, g, o.
     weight_hh : ndarray [4H,H]
-        Hidden-to-hidden weights.
+        Hidden-to-hidden weights ([4H,P] with a projection).
     bias_ih, bias_hh : ndarray [4H] or None
-        Biases (None: no bias, and no bias gradient in backward).
+        Biases, both or neither (None: no bias, and no bias gradient in
+        backward).
+    weight_hr : ndarray [P,H] or None
+        Projection of the hidden state (None: no projection, P = H).
     lengths : array_like of int [B] or None
         Valid steps of each sequence, any order, 1 <= len <= T (None: all T).
     reverse : bool
@@ -543,12 +614,17 @@ def lstm_forward(
 
     Returns
     -------
-    y : ndarray [T,B,H]
+    y : ndarray [T,B,H] ([T,B,P] with a projection)
         Hidden state at every step (0 where t >= len_b).
-    h_n, c_n : ndarray [B,H]
+    h_n, c_n : ndarray [B,H] (h_n [B,P] with a projection)
         State of each sequence after its own last step.
     cache : object or None
         Opaque, for :func:`lstm_backward`.
+
+    Raises
+    ------
+    ValueError
+        If only one of ``bias_ih`` and ``bias_hh`` is given, or a shape is wrong.
 
     Examples
     --------
@@ -557,8 +633,15 @@ def lstm_forward(
     >>> y, h_n, c_n, cache = lstm_forward(x, None, None, W_ih, W_hh)
     >>> y.shape, h_n.shape
     ((3, 2, 2), (2, 2))
+
+    With a projection to P = 1 (``weight_hh`` then has P columns):
+
+    >>> W_hr = np.full((1, 2), 0.1); W_hh_p = np.full((8, 1), 0.1)
+    >>> y, h_n, c_n, cache = lstm_forward(x, None, None, W_ih, W_hh_p, weight_hr=W_hr)
+    >>> y.shape, h_n.shape, c_n.shape
+    ((3, 2, 1), (2, 1), (2, 2))
     """
-    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+    weights = (weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
     y, (h_n, c_n), cache = _run_forward(_LSTM, {}, x, (h0, c0), weights, lengths, reverse, keep_cache)
     return y, h_n, c_n, cache
 
@@ -570,16 +653,17 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
     ----------
     cache : object
         The cache returned by :func:`lstm_forward` with ``keep_cache=True``.
-    dy : ndarray [T,B,H] or None
+    dy : ndarray [T,B,H] ([T,B,P] with a projection) or None
         Gradient of the loss w.r.t. y (None: zeros). Ignored at t >= len_b.
-    dh_n, dc_n : ndarray [B,H] or None
+    dh_n, dc_n : ndarray [B,H] (dh_n [B,P] with a projection) or None
         Gradients w.r.t. the final states (None: zeros).
 
     Returns
     -------
     LSTMGrads
         ``dx`` (0 at t >= len_b), ``dh0``, ``dc0``, ``dweight_ih``,
-        ``dweight_hh``, ``dbias_ih``, ``dbias_hh`` (None without that bias).
+        ``dweight_hh``, ``dbias_ih``, ``dbias_hh`` (None without biases),
+        ``dweight_hr`` (None without a projection).
 
     Raises
     ------
@@ -594,8 +678,8 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
     >>> lstm_backward(cache, None, dh_n=np.ones((1, 1))).dweight_ih.shape
     (4, 2)
     """
-    dx, (dh0, dc0), dweights = _run_backward(_LSTM, cache, dy, (dh_n, dc_n))
-    return LSTMGrads(dx, dh0, dc0, *dweights)
+    dx, (dh0, dc0), dp = _run_backward(_LSTM, cache, dy, (dh_n, dc_n))
+    return LSTMGrads(dx, dh0, dc0, dp.W_ih, dp.W_hh, dp.b_ih, dp.b_hh, dp.W_hr)
 
 
 def gru_forward(
@@ -631,7 +715,8 @@ def gru_forward(
     weight_hh : ndarray [3H,H]
         Hidden-to-hidden weights.
     bias_ih, bias_hh : ndarray [3H] or None
-        Biases (None: no bias, and no bias gradient in backward).
+        Biases, both or neither (None: no bias, and no bias gradient in
+        backward).
     lengths : array_like of int [B] or None
         Valid steps of each sequence, any order, 1 <= len <= T (None: all T).
     reverse : bool
@@ -680,7 +765,7 @@ def gru_backward(cache, dy, dh_n=None):
     -------
     GRUGrads
         ``dx`` (0 at t >= len_b), ``dh0``, ``dweight_ih``, ``dweight_hh``,
-        ``dbias_ih``, ``dbias_hh`` (None without that bias).
+        ``dbias_ih``, ``dbias_hh`` (None without biases).
 
     Raises
     ------
@@ -695,8 +780,8 @@ def gru_backward(cache, dy, dh_n=None):
     >>> gru_backward(cache, np.ones_like(y)).dh0.shape
     (1, 1)
     """
-    dx, (dh0,), dweights = _run_backward(_GRU, cache, dy, (dh_n,))
-    return GRUGrads(dx, dh0, *dweights)
+    dx, (dh0,), dp = _run_backward(_GRU, cache, dy, (dh_n,))
+    return GRUGrads(dx, dh0, dp.W_ih, dp.W_hh, dp.b_ih, dp.b_hh)
 
 
 def rnn_forward(
@@ -727,7 +812,8 @@ def rnn_forward(
     weight_hh : ndarray [H,H]
         Hidden-to-hidden weights.
     bias_ih, bias_hh : ndarray [H] or None
-        Biases (None: no bias, and no bias gradient in backward).
+        Biases, both or neither (None: no bias, and no bias gradient in
+        backward).
     lengths : array_like of int [B] or None
         Valid steps of each sequence, any order, 1 <= len <= T (None: all T).
     reverse : bool
@@ -778,7 +864,7 @@ def rnn_backward(cache, dy, dh_n=None):
     -------
     RNNGrads
         ``dx`` (0 at t >= len_b), ``dh0``, ``dweight_ih``, ``dweight_hh``,
-        ``dbias_ih``, ``dbias_hh`` (None without that bias).
+        ``dbias_ih``, ``dbias_hh`` (None without biases).
 
     Raises
     ------
@@ -793,5 +879,5 @@ def rnn_backward(cache, dy, dh_n=None):
     >>> rnn_backward(cache, np.ones_like(y)).dx.shape
     (3, 1, 2)
     """
-    dx, (dh0,), dweights = _run_backward(_RNN, cache, dy, (dh_n,))
-    return RNNGrads(dx, dh0, *dweights)
+    dx, (dh0,), dp = _run_backward(_RNN, cache, dy, (dh_n,))
+    return RNNGrads(dx, dh0, dp.W_ih, dp.W_hh, dp.b_ih, dp.b_hh)
