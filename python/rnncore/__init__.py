@@ -25,6 +25,8 @@ from ._grad_mode import no_grad
 from .cells import GRUCell, LSTMCell, RNNCell
 from .layers import GRU, LSTM, RNN
 from .serialization import load
+from . import losses, nn, optim, training
+from .training import EarlyStopping, GradientMonitor, GradientWarning, History, clip_grad_norm, clip_grad_value
 from ._core import cpu_info as _cpu_info
 from ._core import get_num_threads as _get_num_threads
 from ._core import set_num_threads as _set_num_threads
@@ -35,7 +37,9 @@ except PackageNotFoundError:  # running from a source tree without metadata
     __version__ = "0+unknown"
 
 __all__ = ["__version__", "cpu_info", "functional", "reference",
-           "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "load", "no_grad"]
+           "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "load", "no_grad",
+           "nn", "losses", "optim", "training", "clip_grad_norm", "clip_grad_value",
+           "GradientMonitor", "GradientWarning", "EarlyStopping", "History"]
 
 
 def cpu_info() -> dict:
