@@ -1,6 +1,6 @@
 // rnn_forward / rnn_backward (the dense cell): arrays -> pointers ->
 // rnncore::dense.
-#include "bindings/bind_common.h"
+#include "bindings/single_state.h"
 #include "rnncore/dense.h"
 
 namespace rnncore::bindings {
@@ -18,40 +18,17 @@ py::object forward(py::handle x, py::handle h0, py::handle W_ih,
                    py::handle lengths, bool reverse,
                    const std::string& nonlinearity, bool keep_cache) {
   const dense::Activation act = activation(nonlinearity);
-  const SeqInputs in = parse_inputs("rnn_forward", 1, x, {{"h0", h0}}, W_ih,
-                                    W_hh, b_ih, b_hh, py::none(), lengths);
-  return with_dtype(in, [&](auto tag) -> py::object {
-    using T = decltype(tag);
-    const Dims& d = in.d;
-    auto y = new_array<T>({d.T, d.B, d.H});
-    auto h_n = new_array<T>({d.B, d.H});
-    auto cache = keep_cache ? std::make_shared<dense::Cache<T>>() : nullptr;
-    {
-      py::gil_scoped_release nogil;
-      dense::forward<T>(schedule_of(in, reverse), act, data_of<T>(in.x),
-                        data_of<T>(in.states[0]), weights_of<T>(in),
-                        y.mutable_data(), h_n.mutable_data(), cache.get());
-    }
-    return py::make_tuple(y, h_n,
-                          cache ? py::cast(cache) : py::object(py::none()));
-  });
+  return single_state_forward<dense::Cache>(
+      "rnn_forward", 1, x, h0, W_ih, W_hh, b_ih, b_hh, lengths, reverse,
+      keep_cache, [&](const Schedule& s, auto... args) {
+        dense::forward(s, act, args...);
+      });
 }
 
 py::object backward(py::handle cache, py::handle dy, py::handle dh_n) {
-  constexpr const char* fn = "rnn_backward";
-  return with_cache<dense::Cache>(cache, fn, "rnn_forward", [&](const auto& c) -> py::object {
-    using T = typename std::decay_t<decltype(c)>::value_type;
-    const T* dy_p = grad_input(dy, c, {fn, "dy"}, true, c.d.H, "[T, B, H]");
-    const T* dh_p = grad_input(dh_n, c, {fn, "dh_n"}, false, c.d.H, "[B, H]");
-    GradArrays<T> out(c, 1);
-    auto dh0 = new_array<T>({c.d.B, c.d.H});
-    {
-      py::gil_scoped_release nogil;
-      dense::backward<T>(c, dy_p, dh_p, out.dx.mutable_data(),
-                         dh0.mutable_data(), out.grads());
-    }
-    return out.result(dh0);
-  });
+  return single_state_backward<dense::Cache>(
+      "rnn_backward", "rnn_forward", 1, cache, dy, dh_n,
+      [](const auto&... args) { dense::backward(args...); });
 }
 
 }  // namespace
