@@ -66,17 +66,12 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   cells::bptt_loop(cache, 1, [&](const Slice& sl) {
     return [&, sl](index_t step, int parity, threads::Barrier& barrier) {
       T* ds_all = dGs.data() + parity * d.B * H;
-      for (index_t b = 0; b < d.B; ++b) {
-        T* ds = ds_all + b * H + sl.j0;
-        if (!s.active(step, b)) {
-          std::fill(ds, ds + sl.units(), T(0));
-          continue;
-        }
-        const index_t at = s.row(step, b) * H + sl.j0;
+      cells::backward_rows(s, step, sl, 1, ds_all, [&](index_t b, index_t row, T* ds) {
+        const index_t at = row * H + sl.j0;
         K.dense_backward({sl.units(), kAct == Activation::Relu,
                           cache.gates.data() + at, dh + b * H + sl.j0,
                           dy ? dy + at : nullptr, ds, dG.data() + at});
-      }
+      });
       barrier.wait();
       gemm::gemm<T>(Trans::N, Trans::N, d.B, sl.cols(), H, T(1), ds_all, H,
                     cache.W_hh.data() + sl.p0, H, T(1), dh + sl.p0, H);

@@ -104,14 +104,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
     return [&, sl, n, drh = std::move(drh)](index_t step, int parity,
                                         threads::Barrier& barrier) mutable {
       T* ds_all = dGs.data() + parity * d.B * GH;
-      for (index_t b = 0; b < d.B; ++b) {
-        T* ds = ds_all + b * GH + sl.j0;
-        if (!s.active(step, b)) {
-          for (index_t gi = 0; gi < 3; ++gi)
-            std::fill(ds + gi * H, ds + gi * H + n, T(0));
-          continue;
-        }
-        const index_t row = s.row(step, b);
+      cells::backward_rows(s, step, sl, 3, ds_all, [&](index_t b, index_t row, T* ds) {
         const index_t at = row * H + sl.j0;
         K.gru_backward({n, H, kResetAfter,
                         cache.gates.data() + row * GH + sl.j0,
@@ -122,7 +115,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
           for (index_t gi = 0; gi < 3; ++gi)
             std::copy(ds + gi * H, ds + gi * H + n,
                       dGh.begin() + row * GH + gi * H + sl.j0);
-      }
+      });
       barrier.wait();  // every unit's gradients are in ds_all
       if constexpr (!kResetAfter) {
         // d(r*h) = dn W_hn, then r's gradient and the path through r*h.

@@ -106,14 +106,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
                       cache.W_hr.data() + sl.j0, H, T(0), dhc.data(), n);
       }
       T* ds_all = dGs.data() + parity * d.B * GH;
-      for (index_t b = 0; b < d.B; ++b) {
-        T* ds = ds_all + b * GH + sl.j0;
-        if (!s.active(step, b)) {
-          for (index_t gi = 0; gi < 4; ++gi)
-            std::fill(ds + gi * H, ds + gi * H + n, T(0));
-          continue;
-        }
-        const index_t row = s.row(step, b);
+      cells::backward_rows(s, step, sl, 4, ds_all, [&](index_t b, index_t row, T* ds) {
         const index_t at = row * H + sl.j0;
         const T* dy_row = dy ? dy + row * P + sl.j0 : nullptr;
         K.lstm_backward({n, H, cache.gates.data() + row * GH + sl.j0,
@@ -122,7 +115,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
                          kProj ? nullptr : dy_row, dc + b * H + sl.j0, ds,
                          dG.data() + row * GH + sl.j0});
         if constexpr (!kProj) std::fill(dh + b * P + sl.j0, dh + b * P + sl.j1, T(0));
-      }
+      });
       barrier.wait();  // every unit's gate gradients are in ds_all
       gemm::gemm<T>(Trans::N, Trans::N, d.B, sl.cols(), GH, T(1), ds_all, GH,
                     cache.W_hh.data() + sl.p0, P, T(1), dh + sl.p0, P);

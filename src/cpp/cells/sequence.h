@@ -225,6 +225,25 @@ void bptt_loop(const SeqCache<T>& c, index_t G, MakeStep&& make_step) {
   });
 }
 
+// One BPTT step's point-wise pass over the batch for one thread: calls
+// fn(b, row, ds) for each sequence active at `step`, ds being its share of
+// ds_all [B, G*H] (unit j0 of gate 0); zeroes the share of the others, so
+// the product dh += ds W_hh adds nothing to their state gradient.
+template <typename T, typename Fn>
+void backward_rows(const Schedule& s, index_t step, const Slice& sl,
+                   index_t G, T* ds_all, Fn&& fn) {
+  const index_t GH = G * s.d.H;
+  for (index_t b = 0; b < s.d.B; ++b) {
+    T* ds = ds_all + b * GH + sl.j0;
+    if (s.active(step, b)) {
+      fn(b, s.row(step, b), ds);
+      continue;
+    }
+    for (index_t g = 0; g < G; ++g)
+      std::fill(ds + g * s.d.H, ds + g * s.d.H + sl.units(), T(0));
+  }
+}
+
 template <typename T>
 void column_sums(index_t rows, index_t cols, const T* a, T* out) {
   std::fill(out, out + cols, T(0));
