@@ -115,7 +115,7 @@ def rnncore_run(layer, x, states, lengths, dy, dstates):
     return out
 
 
-@pytest.mark.parametrize("cell,config,with_lengths,dtype", cases())
+@pytest.mark.parametrize("cell,config,with_lengths,dtype", list(cases()))
 def test_matches_torch(torch, cell, config, with_lengths, dtype, rng):
     ref, layer = build_pair(torch, cell, config, dtype)
     assert list(layer.params) == list(ref.state_dict())
