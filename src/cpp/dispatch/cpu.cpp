@@ -23,6 +23,4 @@ std::vector<std::string> detected_features() {
   return found;
 }
 
-std::string active_isa() { return "reference"; }
-
 }  // namespace rnncore::cpu
