@@ -29,15 +29,19 @@ Matrix<T> matrix(py::handle obj, const Arg& arg, bool writable = false) {
   if (a.ndim() != 2)
     fail_value(arg.what() + " must be 2-D, got shape " + shape_str(a));
   const index_t rows = a.shape(0), cols = a.shape(1);
+  if (writable && !a.writeable())
+    fail_value(arg.what() + " must be writeable");
   const index_t item = sizeof(T), s0 = a.strides(0), s1 = a.strides(1);
+  // Strides of an empty array or of a single row or column do not matter.
+  const index_t dense = std::max<index_t>(cols, 1);
+  if (rows == 0 || cols == 0) return {rows, cols, dense, nullptr};
   if (cols > 1 && s1 != item)
     fail_value(arg.what() + " must have contiguous columns");
   if (rows > 1 && (s0 % item != 0 || s0 / item < cols))
     fail_value(arg.what() + " must have a row stride >= its width");
-  if (writable && !a.writeable())
-    fail_value(arg.what() + " must be writeable");
-  const index_t ld = rows > 1 ? s0 / item : std::max<index_t>(cols, 1);
-  return {rows, cols, ld, static_cast<T*>(a.mutable_data())};
+  const index_t ld = rows > 1 ? s0 / item : dense;
+  // Only C (writable, checked above) is ever written through p.
+  return {rows, cols, ld, const_cast<T*>(static_cast<const T*>(a.data()))};
 }
 
 Trans trans(const std::string& t, const Arg& arg) {
