@@ -21,16 +21,25 @@ struct View {
 //   dst[l*width + q] = src[q*s_q + l*s_l]  for q < w,   0 for w <= q < width.
 // An Ã micro-panel is lines = columns p of A, q = rows i (w = m, width = MR);
 // a B̃ panel is lines = rows p of B, q = columns j (w = n, width = NR).
+// When a line is not contiguous in src (s_q != 1), lines are copied
+// kLines at a time, source row q by source row q, so that both the source
+// rows and the destination lines being written stay in L1.
 template <typename T>
 void pack_panel(const T* src, index_t s_q, index_t s_l, index_t w,
                 index_t width, index_t len, T* dst) {
-  for (index_t l = 0; l < len; ++l, dst += width) {
-    const T* s = src + l * s_l;
+  constexpr index_t kLines = 16;
+  for (index_t l0 = 0; l0 < len; l0 += kLines) {
+    const index_t lines = std::min(kLines, len - l0);
+    T* d = dst + l0 * width;
     if (s_q == 1)
-      std::copy(s, s + w, dst);
+      for (index_t l = 0; l < lines; ++l)
+        std::copy_n(src + (l0 + l) * s_l, w, d + l * width);
     else
-      for (index_t q = 0; q < w; ++q) dst[q] = s[q * s_q];
-    std::fill(dst + w, dst + width, T(0));
+      for (index_t q = 0; q < w; ++q)
+        for (index_t l = 0; l < lines; ++l)
+          d[l * width + q] = src[q * s_q + (l0 + l) * s_l];
+    for (index_t l = 0; l < lines; ++l)
+      std::fill(d + l * width + w, d + (l + 1) * width, T(0));
   }
 }
 
