@@ -102,8 +102,8 @@ def test_gemm_edge_shapes(isa, dtype, ta, tb, beta, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ta,tb", TRANS)
 def test_gemm_crosses_cache_blocks(isa, dtype, ta, tb, rng):
-    # K > KC and N > NC for every ISA and dtype (largest: reference fp32,
-    # KC = 1024; NC <= 448), with ragged remainders.
+    # K > KC and N > NC for every ISA and dtype (KC <= 1024, NC <= 448),
+    # with ragged remainders.
     run_gemm(rng, ta, tb, 31, 470, 1100, 1.25, 0.5, dtype)
 
 
@@ -128,10 +128,10 @@ def test_gemm_alpha_zero_reads_neither_a_nor_b(isa, dtype, rng):
     np.testing.assert_array_equal(c, np.zeros_like(c))
 
 
-def panels(rng, k, width, valid, dtype):
-    """A packed panel [k, width]: `valid` random lines, NaN padding after."""
-    p = np.full((k, width), np.nan, dtype)
-    p[:, :valid] = rng.standard_normal((k, valid))
+def b_panel(rng, k, nr, n, dtype):
+    """A packed B panel [k, NR]: n random columns, NaN padding after."""
+    p = np.full((k, nr), np.nan, dtype)
+    p[:, :n] = rng.standard_normal((k, n))
     return p
 
 
@@ -139,20 +139,20 @@ def panels(rng, k, width, valid, dtype):
 @pytest.mark.parametrize("beta", BETAS)
 @pytest.mark.parametrize("k", [0, 1, 5, 64])
 def test_ukernel_edge_tiles(isa, dtype, beta, k, rng):
-    # The padding of the panels is NaN: it may be read but must never reach
+    # The padding of the B panel is NaN: it may be read but must never reach
     # C; C has a sentinel border that must stay untouched.
     mr, nr = tile(isa, dtype)
     for m in sorted({1, 2, mr - 1, mr}):
         for n in (0, 1, nr - 1, nr):
-            a = panels(rng, k, mr, m, dtype)
-            b = panels(rng, k, nr, n, dtype)
+            a = rng.standard_normal((k, m)).astype(dtype)
+            b = b_panel(rng, k, nr, n, dtype)
             full = rng.standard_normal((mr + 2, nr + 7)).astype(dtype)
             if beta == 0.0:
                 full[:m, :n] = np.nan
             before = full.copy()
             _core._testing_ukernel(isa, m, n, 1.5, a, b, beta, full)
             what = f"ukernel m={m} n={n} k={k} beta={beta}"
-            assert_product(full[:m, :n], 1.5, a[:, :m].T, b[:, :n], beta,
+            assert_product(full[:m, :n], 1.5, a.T, b[:, :n], beta,
                            before[:m, :n], what)
             outside = np.ones(full.shape, bool)
             outside[:m, :n] = False

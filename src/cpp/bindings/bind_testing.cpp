@@ -150,7 +150,7 @@ class TestingPackedB {
   gemm::PackedB<double> f64_;
 };
 
-// The micro-kernel of `isa` on panels a [k, MR] and b [k, NR] (layout in
+// The micro-kernel of `isa` on panels a [k, m] and b [k, NR] (layout in
 // kernels/kernel_table.h), updating C[:m, :n].
 void testing_ukernel(const std::string& isa, index_t m, index_t n,
                      double alpha, py::handle a_panel, py::handle b_panel,
@@ -161,12 +161,12 @@ void testing_ukernel(const std::string& isa, index_t m, index_t n,
     const kernels::GemmKernels<T>& uk = dispatch::table(isa).gemm<T>();
     const auto a = matrix<T>(a_panel, {fn, "a"}), b = matrix<T>(b_panel, {fn, "b"});
     const auto c = matrix<T>(C, {fn, "C"}, true);
-    require_shape(a.cols == uk.mr && a.ld == uk.mr && b.cols == uk.nr &&
-                      b.ld == uk.nr && a.rows == b.rows,
-                  fn, "a must be contiguous [k, MR] and b [k, NR]");
     require_shape(1 <= m && m <= uk.mr && 0 <= n && n <= uk.nr &&
                       m <= c.rows && n <= c.cols,
                   fn, "need 1 <= m <= MR, 0 <= n <= NR, C at least [m, n]");
+    require_shape(a.cols == m && a.ld == m && b.cols == uk.nr &&
+                      b.ld == uk.nr && a.rows == b.rows,
+                  fn, "a must be contiguous [k, m] and b [k, NR]");
     uk.ukernel(m, n, a.rows, T(alpha), a.p, b.p, T(beta), c.p, c.ld);
     return 0;
   });

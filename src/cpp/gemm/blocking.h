@@ -19,9 +19,11 @@
 // Sizes come from the per-core caches of the target, AMD Zen 4 (L1d 32 KiB
 // 8-way, L2 1 MiB 8-way; Intel Skylake-SP .. Sapphire Rapids have 32-48 KiB
 // and 1-2 MiB, so the same numbers suit them):
-//   KC: Ã (MR x KC) fills half of L1; the other half holds the B̃ lines in
-//       flight and the C tile.  fp32 AVX-512 (MR 14): 288; fp64: 144;
-//       fp32 AVX2 (MR 6): 680.
+//   KC: the tallest Ã (min(M, MR) x KC) fills half of L1; the other half
+//       holds the B̃ lines in flight and the C tile.  fp32 AVX-512 (MR 14):
+//       288; fp64: 144; fp32 AVX2 (MR 6): 680.  Short products get longer
+//       runs, capped at 1024 (C's load and store are then < 0.1% of the
+//       work): the GEMV (M = 1) reads each B̃ panel as one forward stream.
 //   NC: the B block (KC x NC) fills half of L2, leaving room for the C rows
 //       and the A stream.  fp32 AVX-512: 448 columns (14 panels of 32).
 #pragma once
@@ -35,8 +37,9 @@ namespace rnncore::gemm {
 
 constexpr std::size_t kL1Bytes = 32 * 1024;
 constexpr std::size_t kL2Bytes = 1024 * 1024;
+constexpr index_t kMaxKC = 1024;
 // Capacity of the stack buffer for one Ã micro-panel; KC is chosen so that
-// MR x KC values fit.
+// min(M, MR) x KC values fit.
 constexpr std::size_t kPanelBytes = kL1Bytes / 2;
 
 struct Blocking {
@@ -44,9 +47,10 @@ struct Blocking {
 };
 
 template <typename T>
-Blocking blocking(const kernels::GemmKernels<T>& uk) {
+Blocking blocking(const kernels::GemmKernels<T>& uk, index_t M) {
+  const std::size_t rows = std::size_t(std::min(M, uk.mr));
   const index_t kc =
-      index_t(kPanelBytes / (std::size_t(uk.mr) * sizeof(T))) / 8 * 8;
+      std::min(kMaxKC, index_t(kPanelBytes / (rows * sizeof(T))) / 8 * 8);
   const index_t panels =
       index_t(kL2Bytes / 2 / (std::size_t(kc * uk.nr) * sizeof(T)));
   return {kc, std::max<index_t>(1, panels) * uk.nr};

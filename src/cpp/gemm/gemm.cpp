@@ -63,7 +63,7 @@ void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
   alignas(64) T a_panel[kPanelBytes / sizeof(T)];
   for (index_t ir = 0; ir < M; ir += uk.mr) {
     const index_t m = std::min(uk.mr, M - ir);
-    pack_panel(a.at(ir, 0), a.rs, a.cs, m, uk.mr, kc, a_panel);
+    pack_panel(a.at(ir, 0), a.rs, a.cs, m, m, kc, a_panel);
     T* c = C + ir * ldc;
     for (index_t jr = 0, j = 0; jr < nc; jr += uk.nr, ++j)
       uk.ukernel(m, std::min(uk.nr, nc - jr), kc, alpha, a_panel,
@@ -79,7 +79,7 @@ void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
              index_t ldc) {
   if (M == 0 || n1 == n0) return;
   if (K == 0 || alpha == T(0)) return scale(M, n0, n1, beta, C, ldc);
-  const Blocking blk = blocking(uk);
+  const Blocking blk = blocking(uk, M);
   for (index_t jc = n0; jc < n1; jc += blk.nc) {
     const index_t nc = std::min(blk.nc, n1 - jc);
     for (index_t pc = 0; pc < K; pc += blk.kc) {

@@ -16,8 +16,8 @@ void ukernel_ref(index_t m, index_t n, index_t k, T alpha, const T* a,
                  const T* b, T beta, T* c, index_t ldc) {
   T acc[MR][NR] = {};
   for (index_t p = 0; p < k; ++p)
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i][j] += a[p * MR + i] * b[p * NR + j];
+    for (index_t i = 0; i < m; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] += a[p * m + i] * b[p * NR + j];
   for (index_t i = 0; i < m; ++i)
     for (index_t j = 0; j < n; ++j) {
       T& cij = c[i * ldc + j];

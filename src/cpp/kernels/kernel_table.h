@@ -14,28 +14,30 @@ namespace rnncore::kernels {
 // ---------------------------------------------------------------------------
 // The GEMM micro-kernel contract
 //
-//   C[m,n] = alpha * Ã[m,k] * B̃[k,n] + beta * C[m,n],   1 <= m <= MR, n <= NR
+//   C[m,n] = alpha * Ã[m,k] * B̃[k,n] + beta * C[m,n],   1 <= m <= MR, 0 <= n <= NR
 //
 // Ã and B̃ are packed micro-panels (portable packing in src/cpp/gemm/pack.h):
 //
-//   Ã: MR x k, stored column by column        B̃: k x NR, stored row by row
-//      a[p*MR + i] = A[i, p]                     b[p*NR + j] = B[p, j]
+//   Ã: m x k, stored column by column          B̃: k x NR, stored row by row
+//      a[p*m + i] = A[i, p]                        b[p*NR + j] = B[p, j]
 //
-//            p=0  p=1  p=2                                j=0 j=1 ... j=NR-1
-//      i=0  [ 0    MR   2MR  ...]                 p=0  [ 0   1   ...  NR-1 ]
-//      i=1  [ 1    MR+1 2MR+1...]                 p=1  [ NR  NR+1 ... 2NR-1]
+//            p=0  p=1   p=2                                j=0 j=1 ... j=NR-1
+//      i=0  [ 0    m    2m   ...]                 p=0  [ 0   1   ...  NR-1 ]
+//      i=1  [ 1    m+1  2m+1 ...]                 p=1  [ NR  NR+1 ... 2NR-1]
 //      ...                                        p=2  [ 2NR ...           ]
-//      i=MR-1[MR-1 2MR-1 ...    ]                 ...
+//      i=m-1[ m-1  2m-1 3m-1 ...]                 ...
 //
-//   so step p of the k loop reads MR consecutive values of Ã (broadcast one
+//   so step p of the k loop reads m consecutive values of Ã (broadcast one
 //   by one) and NR consecutive values of B̃ (NR / vector-width full vector
-//   loads): both panels are walked strictly forwards, once.
+//   loads): both panels are walked strictly forwards, once.  Ã has exactly
+//   m rows (a short edge tile, e.g. the GEMV m = 1, wastes no cache on
+//   padding); B̃ always has NR columns.
 //
-// Edge tiles: rows m..MR-1 of Ã and columns n..NR-1 of B̃ are padding (the
-// packing routines zero them); a kernel may read them, but only C[0:m, 0:n]
-// is ever loaded or stored.  C is addressed as c[i*ldc + j] (row-major, any
-// ldc >= n).  When beta == 0, C is never read: NaN in C does not propagate.
-// k may be 0 (then C = beta * C, or zeros).  Panels and C need no alignment.
+// Edge tiles: columns n..NR-1 of B̃ are padding (the packing routines zero
+// them); a kernel may read them, but only C[0:m, 0:n] is ever loaded or
+// stored.  C is addressed as c[i*ldc + j] (row-major, any ldc >= n).  When
+// beta == 0, C is never read: NaN in C does not propagate.  k may be 0
+// (then C = beta * C, or zeros).  Panels and C need no alignment.
 // ---------------------------------------------------------------------------
 template <typename T>
 using UKernel = void (*)(index_t m, index_t n, index_t k, T alpha, const T* a,

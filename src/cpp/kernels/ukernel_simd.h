@@ -99,8 +99,8 @@ struct MicroKernel {
     for (; p + U <= k; p += U)
 #pragma GCC unroll 8
       for (int u = 0; u < U; ++u)
-        step<M>(acc[u], a + (p + u) * MR, b + (p + u) * NR);
-    for (; p < k; ++p) step<M>(acc[0], a + p * MR, b + p * NR);
+        step<M>(acc[u], a + (p + u) * M, b + (p + u) * NR);
+    for (; p < k; ++p) step<M>(acc[0], a + p * M, b + p * NR);
 
 #pragma GCC unroll 8
     for (int u = 1; u < U; ++u)
