@@ -50,9 +50,24 @@ struct MicroKernel {
     return u < MR / M ? u : MR / M;
   }
 
+  // Software prefetch of B̃ this far ahead (8+ steps of a tall tile), only
+  // in tiles whose step is FMA-bound, where loads + prefetches fit the load
+  // ports (as many as FMA pipes): M + NV + lines <= M * NV.
+  static constexpr int kPrefetchBytes = 1024;
+  static constexpr int kLines = int(NR * sizeof(T) + 63) / 64;
+  template <int M>
+  static constexpr bool prefetches() {
+    return M + NV + kLines <= M * NV;
+  }
+
   template <int M>
   static inline __attribute__((always_inline)) void step(
       reg (&acc)[M][NV], const T* a, const T* b) {
+    if constexpr (prefetches<M>()) {
+      const char* ahead = reinterpret_cast<const char*>(b) + kPrefetchBytes;
+#pragma GCC unroll 8
+      for (int l = 0; l < kLines; ++l) __builtin_prefetch(ahead + 64 * l);
+    }
     reg bv[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * W);
