@@ -147,11 +147,13 @@ def test_batch_first_and_unbatched_are_layouts_of_the_same_thing(kind, rng):
     y_bf, finals_bf = bf(np.ascontiguousarray(x.transpose(1, 0, 2)))
     np.testing.assert_array_equal(y_bf, y.transpose(1, 0, 2))
     assert y_bf.flags.c_contiguous
+    # One sequence alone is a different batch size: the products may sum in
+    # another order, so agreement is to rounding, not to the bit.
     y_1, finals_1 = tm(x[:, 1])
-    np.testing.assert_array_equal(y_1, y[:, 1])
+    assert rel_err(y_1, y[:, 1]) <= TOL[np.float32]
     for f, f_bf, f_1 in zip(as_tuple(finals), as_tuple(finals_bf), as_tuple(finals_1)):
         np.testing.assert_array_equal(f_bf, f)
-        np.testing.assert_array_equal(f_1, f[:, 1])
+        assert rel_err(f_1, f[:, 1]) <= TOL[np.float32]
     dx, d0 = tm.backward(np.ones_like(y_1), pack(tm, [np.ones_like(f) for f in as_tuple(finals_1)]))
     assert dx.shape == (5, I) and all(d.shape == f.shape for d, f in zip(as_tuple(d0), as_tuple(finals_1)))
 

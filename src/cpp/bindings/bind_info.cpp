@@ -1,5 +1,6 @@
 // cpu_info(), get/set_num_threads(): what the processor offers, what rnncore
-// runs on it, and with how many threads.
+// runs on it, and with how many threads; the private ISA switch the tests
+// use to run every kernel set in one process.
 #include <pybind11/stl.h>
 
 #include "bindings/checks.h"
@@ -9,7 +10,10 @@
 namespace rnncore::bindings {
 
 void register_info(py::module_& m) {
-  cpu::active_isa();  // an impossible RNNCORE_FORCE_ISA fails the import
+  // Choose the kernels now, so that a bad RNNCORE_FORCE_ISA fails the import
+  // of rnncore._core with the reason, not some later call.
+  cpu::active_isa();
+
   m.def("cpu_info", [] {
     py::dict info;
     info["isa"] = cpu::active_isa();
@@ -24,6 +28,11 @@ void register_info(py::module_& m) {
                  std::to_string(n));
     threads::set_num_threads(n);
   });
+  m.def("_available_isas", &cpu::available_isas,
+        "Kernel sets this CPU can run, best first (private: for tests)");
+  m.def("_set_isa", &cpu::set_isa, py::arg("name"),
+        "Switch to a kernel set; ValueError if unknown or unsupported "
+        "(private: for tests and benchmarks)");
 }
 
 }  // namespace rnncore::bindings

@@ -8,6 +8,7 @@ void register_info(py::module_& m);
 void register_lstm(py::module_& m);
 void register_gru(py::module_& m);
 void register_dense(py::module_& m);
+void register_testing(py::module_& m);
 }  // namespace rnncore::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -16,4 +17,5 @@ PYBIND11_MODULE(_core, m) {
   rnncore::bindings::register_lstm(m);
   rnncore::bindings::register_gru(m);
   rnncore::bindings::register_dense(m);
+  rnncore::bindings::register_testing(m);
 }

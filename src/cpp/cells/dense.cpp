@@ -3,7 +3,7 @@
 #include "rnncore/dense.h"
 
 #include "cells/sequence.h"
-#include "kernels/gates.h"
+#include "dispatch/dispatch.h"
 
 namespace rnncore::dense {
 namespace {
@@ -20,7 +20,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
       cells::project_inputs(d, H, x, w.W_ih, cells::folded_bias(H, 0, w));
   cells::init_state(d.B, H, h0, h_n);
   cells::zero_padding(s, H, y);
-  const kernels::GateKernels<T>& K = kernels::gate_kernels<T>();
+  const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
 
   cells::forward_loop<T, kTrain>(s, 1, h_n, cache, [&](const Slice& sl) {
     const index_t n = sl.units();
@@ -61,7 +61,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   std::vector<T> dGs(2 * d.B * H);
   T* dh = dh0;
   cells::init_state(d.B, H, dh_n, dh);
-  const kernels::GateKernels<T>& K = kernels::gate_kernels<T>();
+  const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
 
   cells::bptt_loop(cache, 1, [&](const Slice& sl) {
     return [&, sl](index_t step, int parity, threads::Barrier& barrier) {

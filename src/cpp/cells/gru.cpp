@@ -8,7 +8,7 @@
 #include "rnncore/gru.h"
 
 #include "cells/sequence.h"
-#include "kernels/gates.h"
+#include "dispatch/dispatch.h"
 
 namespace rnncore::gru {
 namespace {
@@ -27,7 +27,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
   cells::init_state(d.B, H, h0, h_n);
   cells::zero_padding(s, H, y);
   std::vector<T> rh(kResetAfter ? 0 : d.B * H);  // r*h, input of W_hn
-  const kernels::GateKernels<T>& K = kernels::gate_kernels<T>();
+  const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
 
   cells::forward_loop<T, kTrain>(s, 3, h_n, cache, [&](const Slice& sl) {
     const index_t n = sl.units();
@@ -96,7 +96,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   std::vector<T> dGs(2 * d.B * GH);
   T* dh = dh0;
   cells::init_state(d.B, H, dh_n, dh);
-  const kernels::GateKernels<T>& K = kernels::gate_kernels<T>();
+  const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
 
   cells::bptt_loop(cache, 3, [&](const Slice& sl) {
     const index_t n = sl.units();

@@ -5,7 +5,7 @@
 #include "rnncore/lstm.h"
 
 #include "cells/sequence.h"
-#include "kernels/gates.h"
+#include "dispatch/dispatch.h"
 
 namespace rnncore::lstm {
 namespace {
@@ -25,7 +25,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
   cells::init_state(d.B, H, c0, c_n);
   cells::zero_padding(s, P, y);
   T* c = c_n;  // each thread updates its own units in place
-  const kernels::GateKernels<T>& K = kernels::gate_kernels<T>();
+  const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
   std::vector<T> hc(kProj ? d.B * H : 0);  // o*tanh(c) before the projection
 
   cells::forward_loop<T, kTrain>(s, 4, h_n, cache, [&](const Slice& sl) {
@@ -84,7 +84,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
   // Projected: the gradient reaching h at every row [T*B,P] (for dW_hr) and
   // at this step [B,P].
   std::vector<T> dh_rows(kProj ? rows * P : 0, T(0)), dh_step(kProj ? d.B * P : 0);
-  const kernels::GateKernels<T>& K = kernels::gate_kernels<T>();
+  const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
 
   cells::bptt_loop(cache, 4, [&](const Slice& sl) {
     const index_t n = sl.units();

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <vector>
 
+#include "dispatch/dispatch.h"
 #include "rnncore/cache.h"
 #include "rnncore/gemm.h"
 #include "rnncore/threads.h"
@@ -75,23 +76,33 @@ std::vector<T> gate_rows(const T* W, index_t H, index_t cols, index_t g0,
 }
 
 // C = alpha op(A) op(B) + beta C with the rows (or, when C is wider than
-// tall, the columns) of C shared among the pool's threads.
+// tall, the columns) of C shared among the pool's threads.  Every element
+// is summed in the order a single call would use: rows are split at whole
+// micro-tiles with the short remainder kept on the last share (the tile
+// height and the K blocking, which depend on M, stay the same), columns at
+// whole panels.
 template <typename T>
 void parallel_gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K,
                    T alpha, const T* A, index_t lda, const T* B, index_t ldb,
                    T beta, T* C, index_t ldc) {
-  const int nt = gemm_threads(double(M) * double(N) * double(K));
+  const kernels::GemmKernels<T>& uk = dispatch::active().gemm<T>();
+  const bool by_rows = M >= N;
+  const index_t units = by_rows ? M / uk.mr : (N + uk.nr - 1) / uk.nr;
+  const int nt = static_cast<int>(std::min<double>(
+      gemm_threads(double(M) * double(N) * double(K)), double(units)));
   threads::parallel(nt, [&](int tid, int n) {
-    if (M >= N) {
-      const threads::Range r = threads::split(M, 8, tid, n);
-      const T* a = ta == Trans::N ? A + r.begin * lda : A + r.begin;
-      gemm::gemm<T>(ta, tb, r.end - r.begin, N, K, alpha, a, lda, B, ldb,
-                    beta, C + r.begin * ldc, ldc);
+    const threads::Range r = threads::split(units, 1, tid, n);
+    if (by_rows) {
+      const index_t r0 = r.begin * uk.mr;
+      const index_t r1 = tid == n - 1 ? M : r.end * uk.mr;
+      const T* a = ta == Trans::N ? A + r0 * lda : A + r0;
+      gemm::gemm<T>(ta, tb, r1 - r0, N, K, alpha, a, lda, B, ldb, beta,
+                    C + r0 * ldc, ldc);
     } else {
-      const threads::Range r = threads::split(N, kGrain, tid, n);
-      const T* b = tb == Trans::N ? B + r.begin : B + r.begin * ldb;
-      gemm::gemm<T>(ta, tb, M, r.end - r.begin, K, alpha, A, lda, b, ldb,
-                    beta, C + r.begin, ldc);
+      const index_t c0 = r.begin * uk.nr, c1 = std::min(N, r.end * uk.nr);
+      const T* b = tb == Trans::N ? B + c0 : B + c0 * ldb;
+      gemm::gemm<T>(ta, tb, M, c1 - c0, K, alpha, A, lda, b, ldb, beta,
+                    C + c0, ldc);
     }
   });
 }

@@ -8,8 +8,9 @@
 // Optional outputs are null when not wanted (inference keeps no cache).
 //
 // The functions live in src/cpp/kernels/gates_<isa>.cpp, one translation unit
-// per instruction set, all compiled from gates_impl.h; the table of the ISA
-// in use is returned by gate_kernels<T>().
+// per instruction set, all compiled from gates_impl.h, each filling its part
+// of the kernel table (kernel_table.h); the cells take them from
+// dispatch::active().gates<T>().
 #pragma once
 
 #include "rnncore/common.h"
@@ -106,18 +107,5 @@ struct GateKernels {
   // out[j] = sigmoid(a[j] + b[j]) * m[j]  (GRU reset before: r*h)
   void (*sigmoid_mul)(index_t n, const T* a, const T* b, const T* m, T* out);
 };
-
-struct GateTable {
-  GateKernels<float> f32;
-  GateKernels<double> f64;
-};
-
-// The entries exported by each ISA's translation unit.
-void fill_gates_reference(GateTable& table);
-void fill_gates_avx2(GateTable& table);
-void fill_gates_avx512(GateTable& table);
-
-template <typename T>
-const GateKernels<T>& gate_kernels();
 
 }  // namespace rnncore::kernels

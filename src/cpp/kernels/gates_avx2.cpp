@@ -4,7 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/gates.h"
+#include "kernels/kernel_table.h"
 
 #define RNNCORE_RESTRICT __restrict__
 
@@ -13,9 +13,9 @@ namespace {
 #include "kernels/gates_impl.h"
 }  // namespace
 
-void fill_gates_avx2(GateTable& table) {
-  table.f32 = gate_kernels_of<float>();
-  table.f64 = gate_kernels_of<double>();
+void fill_gates_avx2(KernelTable& t) {
+  t.gates_f32 = gate_kernels_of<float>();
+  t.gates_f64 = gate_kernels_of<double>();
 }
 
 }  // namespace rnncore::kernels

@@ -4,10 +4,24 @@
 //
 // op(X) is X or X^T; lda/ldb/ldc are row strides in elements.  When
 // beta == 0, C is never read (it may hold NaN or garbage).  M, N or K may be
-// zero.  Implemented for float and double.
+// zero; when K == 0 or alpha == 0, A and B are not read.  Implemented for
+// float and double, BLIS-style (src/cpp/gemm) on the micro-kernels of the
+// instruction set chosen at run time (rnncore/cpu.h).  Reentrant: any number
+// of threads may multiply at once (packing buffers are per thread).
+//
+// For a product that reuses one B many times (the recurrent product h W_hh^T
+// at every time step), pack B once with pack_b() and call gemm_packed().
 #pragma once
 
+#include <cstddef>
+#include <memory>
+
 #include "rnncore/common.h"
+
+namespace rnncore::kernels {
+template <typename T>
+struct GemmKernels;
+}  // namespace rnncore::kernels
 
 namespace rnncore::gemm {
 
@@ -17,5 +31,64 @@ template <typename T>
 void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
           const T* A, index_t lda, const T* B, index_t ldb, T beta, T* C,
           index_t ldc);
+
+namespace detail {
+// Cache-line aligned storage that keeps its capacity when reused.
+template <typename T>
+class AlignedBuffer {
+ public:
+  // Room for n values (contents unspecified); allocates only to grow.
+  T* reserve(std::size_t n);
+  T* data() { return p_.get(); }
+  const T* data() const { return p_.get(); }
+
+ private:
+  struct Free {
+    void operator()(T* p) const;
+  };
+  std::unique_ptr<T, Free> p_;
+  std::size_t capacity_ = 0;
+};
+}  // namespace detail
+
+template <typename T>
+class PackedB;
+
+// out <- op(B) [K,N] packed into the micro-kernel's panels of the ISA active
+// now (out remembers it, so a later rnncore::cpu::set_isa does not affect
+// it).  Reuses out's storage: allocates only when it must grow.
+template <typename T>
+void pack_b(Trans tb, index_t K, index_t N, const T* B, index_t ldb,
+            PackedB<T>& out);
+
+// C[:, n0:n1] = alpha * A[M,K] * op(B)[:, n0:n1] + beta * C[:, n0:n1], with
+// A row-major (not transposed) and B packed by pack_b.  C points at column 0
+// of C [M, >= n1].  n0 must be a multiple of B.panel_width() and
+// 0 <= n0 <= n1 <= N (std::invalid_argument otherwise), so threads may split
+// the columns.  beta == 0 never reads C.  Allocates nothing.
+template <typename T>
+void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
+                 const PackedB<T>& B, index_t n0, index_t n1, T beta, T* C,
+                 index_t ldc);
+
+// op(B) [K,N] as panels of panel_width() columns, each K rows by
+// panel_width(), zero-padded on the right (layout: kernels/kernel_table.h).
+template <typename T>
+class PackedB {
+ public:
+  index_t rows() const { return K_; }  // K
+  index_t cols() const { return N_; }  // N
+  // Columns per panel (the micro-kernel's NR); 0 before the first pack_b.
+  index_t panel_width() const;
+
+ private:
+  friend void pack_b<T>(Trans, index_t, index_t, const T*, index_t,
+                        PackedB<T>&);
+  friend void gemm_packed<T>(index_t, T, const T*, index_t, const PackedB<T>&,
+                             index_t, index_t, T, T*, index_t);
+  const kernels::GemmKernels<T>* kernels_ = nullptr;
+  index_t K_ = 0, N_ = 0;
+  detail::AlignedBuffer<T> panels_;
+};
 
 }  // namespace rnncore::gemm

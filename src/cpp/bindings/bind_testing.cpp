@@ -1,0 +1,207 @@
+// Private bindings for tests and benchmarks: the GEMM entry points and the
+// micro-kernels on NumPy matrices.  Matrices may be strided views (row
+// stride = lda/ldb/ldc) but their columns must be contiguous.  Products
+// write into the given C in place; `repeat` reruns them (for benchmarks).
+#include <pybind11/stl.h>
+
+#include "bindings/checks.h"
+#include "dispatch/dispatch.h"
+#include "rnncore/gemm.h"
+
+namespace rnncore::bindings {
+namespace {
+
+using gemm::Trans;
+
+// A 2-D array of T with contiguous columns, as pointer and row stride.
+template <typename T>
+struct Matrix {
+  index_t rows, cols, ld;
+  T* p;
+};
+
+template <typename T>
+Matrix<T> matrix(py::handle obj, const Arg& arg, bool writable = false) {
+  py::array a = require_ndarray(obj, arg);
+  if (!a.dtype().is(py::dtype::of<T>()))
+    fail_type(arg.what() + " has dtype " + dtype_str(a) + ", expected " +
+              py::str(py::dtype::of<T>()).cast<std::string>() + " like C");
+  if (a.ndim() != 2)
+    fail_value(arg.what() + " must be 2-D, got shape " + shape_str(a));
+  const index_t rows = a.shape(0), cols = a.shape(1);
+  if (writable && !a.writeable())
+    fail_value(arg.what() + " must be writeable");
+  const index_t item = sizeof(T), s0 = a.strides(0), s1 = a.strides(1);
+  // Strides of an empty array or of a single row or column do not matter.
+  const index_t dense = std::max<index_t>(cols, 1);
+  if (rows == 0 || cols == 0) return {rows, cols, dense, nullptr};
+  if (cols > 1 && s1 != item)
+    fail_value(arg.what() + " must have contiguous columns");
+  if (rows > 1 && (s0 % item != 0 || s0 / item < cols))
+    fail_value(arg.what() + " must have a row stride >= its width");
+  const index_t ld = rows > 1 ? s0 / item : dense;
+  // Only C (writable, checked above) is ever written through p.
+  return {rows, cols, ld, const_cast<T*>(static_cast<const T*>(a.data()))};
+}
+
+Trans trans(const std::string& t, const Arg& arg) {
+  if (t == "N") return Trans::N;
+  if (t == "T") return Trans::T;
+  fail_value(arg.what() + " must be 'N' or 'T', got '" + t + "'");
+}
+
+// Calls f(T{}) with T = float or double, as C's dtype says.
+template <typename F>
+auto with_dtype_of(py::handle c, const Arg& arg, F&& f) {
+  const py::array a = require_ndarray(c, arg);
+  if (is_float32(a)) return f(float{});
+  if (is_float64(a)) return f(double{});
+  fail_type(arg.what() + " must have dtype float32 or float64, got " +
+            dtype_str(a));
+}
+
+void require_shape(bool ok, const char* fn, const std::string& what) {
+  if (!ok) fail_value(std::string(fn) + ": " + what);
+}
+
+void testing_gemm(const std::string& ta, const std::string& tb, double alpha,
+                  py::handle A, py::handle B, double beta, py::handle C,
+                  int repeat) {
+  const char* fn = "_testing_gemm";
+  with_dtype_of(C, {fn, "C"}, [&](auto tag) {
+    using T = decltype(tag);
+    const Trans ta_ = trans(ta, {fn, "ta"}), tb_ = trans(tb, {fn, "tb"});
+    const auto a = matrix<T>(A, {fn, "A"}), b = matrix<T>(B, {fn, "B"});
+    const auto c = matrix<T>(C, {fn, "C"}, true);
+    const index_t M = c.rows, N = c.cols;
+    const index_t K = ta_ == Trans::N ? a.cols : a.rows;
+    require_shape((ta_ == Trans::N ? a.rows : a.cols) == M, fn,
+                  "op(A) must have M = C.shape[0] rows");
+    require_shape((tb_ == Trans::N ? b.rows : b.cols) == K &&
+                      (tb_ == Trans::N ? b.cols : b.rows) == N,
+                  fn, "op(B) must have shape [K, N]");
+    py::gil_scoped_release release;
+    for (int r = 0; r < repeat; ++r)
+      gemm::gemm<T>(ta_, tb_, M, N, K, T(alpha), a.p, a.ld, b.p, b.ld,
+                    T(beta), c.p, c.ld);
+    return 0;
+  });
+}
+
+// pack_b once, gemm_packed many times.
+class TestingPackedB {
+ public:
+  TestingPackedB(const std::string& tb, py::handle B) {
+    const char* fn = "_TestingPackedB";
+    dtype_ = require_ndarray(B, {fn, "B"}).dtype();
+    with_dtype_of(B, {fn, "B"}, [&](auto tag) {
+      using T = decltype(tag);
+      const Trans t = trans(tb, {fn, "tb"});
+      const auto b = matrix<T>(B, {fn, "B"});
+      const index_t K = t == Trans::N ? b.rows : b.cols;
+      const index_t N = t == Trans::N ? b.cols : b.rows;
+      gemm::pack_b<T>(t, K, N, b.p, b.ld, packed<T>());
+      return 0;
+    });
+  }
+
+  template <typename T>
+  gemm::PackedB<T>& packed() {
+    if constexpr (std::is_same_v<T, float>)
+      return f32_;
+    else
+      return f64_;
+  }
+
+  py::tuple shape() const {
+    return is_float32() ? py::make_tuple(f32_.rows(), f32_.cols())
+                        : py::make_tuple(f64_.rows(), f64_.cols());
+  }
+  index_t panel_width() const {
+    return is_float32() ? f32_.panel_width() : f64_.panel_width();
+  }
+
+  void matmul(double alpha, py::handle A, double beta, py::handle C,
+              index_t n0, std::optional<index_t> n1, int repeat) {
+    const char* fn = "_TestingPackedB.matmul";
+    with_dtype_of(C, {fn, "C"}, [&](auto tag) {
+      using T = decltype(tag);
+      if (!py::dtype::of<T>().is(dtype_))
+        fail_type(std::string(fn) + ": C must have the dtype of B");
+      gemm::PackedB<T>& b = packed<T>();
+      const auto a = matrix<T>(A, {fn, "A"});
+      const auto c = matrix<T>(C, {fn, "C"}, true);
+      require_shape(a.cols == b.rows() && a.rows == c.rows &&
+                        c.cols == b.cols(),
+                    fn, "A must be [M, K] and C [M, N] for B [K, N]");
+      const index_t end = n1.value_or(b.cols());
+      py::gil_scoped_release release;
+      for (int r = 0; r < repeat; ++r)
+        gemm::gemm_packed<T>(a.rows, T(alpha), a.p, a.ld, b, n0, end, T(beta),
+                             c.p, c.ld);
+      return 0;
+    });
+  }
+
+ private:
+  bool is_float32() const { return dtype_.is(py::dtype::of<float>()); }
+  py::dtype dtype_;
+  gemm::PackedB<float> f32_;
+  gemm::PackedB<double> f64_;
+};
+
+// The micro-kernel of `isa` on panels a [k, m] and b [k, NR] (layout in
+// kernels/kernel_table.h), updating C[:m, :n].
+void testing_ukernel(const std::string& isa, index_t m, index_t n,
+                     double alpha, py::handle a_panel, py::handle b_panel,
+                     double beta, py::handle C) {
+  const char* fn = "_testing_ukernel";
+  with_dtype_of(C, {fn, "C"}, [&](auto tag) {
+    using T = decltype(tag);
+    const kernels::GemmKernels<T>& uk = dispatch::table(isa).gemm<T>();
+    const auto a = matrix<T>(a_panel, {fn, "a"}), b = matrix<T>(b_panel, {fn, "b"});
+    const auto c = matrix<T>(C, {fn, "C"}, true);
+    require_shape(1 <= m && m <= uk.mr && 0 <= n && n <= uk.nr &&
+                      m <= c.rows && n <= c.cols,
+                  fn, "need 1 <= m <= MR, 0 <= n <= NR, C at least [m, n]");
+    require_shape(a.cols == m && a.ld == m && b.cols == uk.nr &&
+                      b.ld == uk.nr && a.rows == b.rows,
+                  fn, "a must be contiguous [k, m] and b [k, NR]");
+    uk.ukernel(m, n, a.rows, T(alpha), a.p, b.p, T(beta), c.p, c.ld);
+    return 0;
+  });
+}
+
+// {"float32": (MR, NR), "float64": (MR, NR)} of `isa`'s micro-kernels.
+py::dict testing_ukernel_shapes(const std::string& isa) {
+  const kernels::KernelTable& t = dispatch::table(isa);
+  py::dict shapes;
+  shapes["float32"] = py::make_tuple(t.f32.mr, t.f32.nr);
+  shapes["float64"] = py::make_tuple(t.f64.mr, t.f64.nr);
+  return shapes;
+}
+
+}  // namespace
+
+void register_testing(py::module_& m) {
+  m.def("_testing_gemm", &testing_gemm, py::arg("ta"), py::arg("tb"),
+        py::arg("alpha"), py::arg("A"), py::arg("B"), py::arg("beta"),
+        py::arg("C"), py::arg("repeat") = 1,
+        "C = alpha op(A) op(B) + beta C in place through gemm::gemm");
+  py::class_<TestingPackedB>(m, "_TestingPackedB")
+      .def(py::init<const std::string&, py::handle>(), py::arg("tb"),
+           py::arg("B"), "op(B) [K, N] packed by gemm::pack_b")
+      .def_property_readonly("shape", &TestingPackedB::shape)
+      .def_property_readonly("panel_width", &TestingPackedB::panel_width)
+      .def("matmul", &TestingPackedB::matmul, py::arg("alpha"), py::arg("A"),
+           py::arg("beta"), py::arg("C"), py::arg("n0") = 0,
+           py::arg("n1") = py::none(), py::arg("repeat") = 1,
+           "C[:, n0:n1] = alpha A op(B)[:, n0:n1] + beta C[:, n0:n1] in "
+           "place through gemm::gemm_packed");
+  m.def("_testing_ukernel", &testing_ukernel, py::arg("isa"), py::arg("m"),
+        py::arg("n"), py::arg("alpha"), py::arg("a"), py::arg("b"),
+        py::arg("beta"), py::arg("C"));
+  m.def("_testing_ukernel_shapes", &testing_ukernel_shapes, py::arg("isa"));
+}
+
+}  // namespace rnncore::bindings

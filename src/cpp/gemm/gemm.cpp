@@ -1,0 +1,166 @@
+// The GEMM driver behind rnncore/gemm.h: portable blocking loops (sizes and
+// loop nest in blocking.h) around the active ISA's micro-kernel.
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "dispatch/dispatch.h"
+#include "gemm/blocking.h"
+#include "gemm/pack.h"
+#include "rnncore/gemm.h"
+
+namespace rnncore::gemm {
+
+namespace detail {
+
+template <typename T>
+T* AlignedBuffer<T>::reserve(std::size_t n) {
+  if (n > capacity_) {
+    p_.reset(static_cast<T*>(
+        ::operator new(n * sizeof(T), std::align_val_t(64))));
+    capacity_ = n;
+  }
+  return p_.get();
+}
+
+template <typename T>
+void AlignedBuffer<T>::Free::operator()(T* p) const {
+  ::operator delete(p, std::align_val_t(64));
+}
+
+}  // namespace detail
+
+namespace {
+
+using kernels::GemmKernels;
+
+template <typename T>
+View<T> op_view(Trans t, const T* X, index_t ld) {
+  return t == Trans::N ? View<T>{X, ld, 1} : View<T>{X, 1, ld};
+}
+
+// The B̃ panels of one (jc, pc) block: panel j at b + j*stride.
+template <typename T>
+struct Panels {
+  const T* b;
+  index_t stride;
+};
+
+// C[:, n0:n1] = beta * C[:, n0:n1], never reading C when beta == 0.
+template <typename T>
+void scale(index_t M, index_t n0, index_t n1, T beta, T* C, index_t ldc) {
+  for (index_t i = 0; i < M; ++i) {
+    T* c = C + i * ldc;
+    for (index_t j = n0; j < n1; ++j) c[j] = beta == T(0) ? T(0) : beta * c[j];
+  }
+}
+
+// C[M, nc] = alpha * a[M, kc] * B̃ + beta * C: the two inner loops of
+// blocking.h, packing each Ã micro-panel into L1 on the stack.
+template <typename T>
+void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
+                   T alpha, View<T> a, Panels<T> b, T beta, T* C, index_t ldc) {
+  alignas(64) T a_panel[kPanelBytes / sizeof(T)];
+  for (index_t ir = 0; ir < M; ir += uk.mr) {
+    const index_t m = std::min(uk.mr, M - ir);
+    pack_panel(a.at(ir, 0), a.rs, a.cs, m, m, kc, a_panel);
+    T* c = C + ir * ldc;
+    for (index_t jr = 0, j = 0; jr < nc; jr += uk.nr, ++j)
+      uk.ukernel(m, std::min(uk.nr, nc - jr), kc, alpha, a_panel,
+                 b.b + j * b.stride, beta, c + jr, ldc);
+  }
+}
+
+// C[:, n0:n1] = alpha * a[M,K] * op(B)[:, n0:n1] + beta * C[:, n0:n1], where
+// b_block(jc, nc, pc, kc) supplies the B̃ panels of op(B)[pc:pc+kc, jc:jc+nc].
+template <typename T, typename BBlock>
+void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
+             index_t K, T alpha, View<T> a, BBlock&& b_block, T beta, T* C,
+             index_t ldc) {
+  if (M == 0 || n1 == n0) return;
+  if (K == 0 || alpha == T(0)) return scale(M, n0, n1, beta, C, ldc);
+  const Blocking blk = blocking(uk, M);
+  for (index_t jc = n0; jc < n1; jc += blk.nc) {
+    const index_t nc = std::min(blk.nc, n1 - jc);
+    for (index_t pc = 0; pc < K; pc += blk.kc) {
+      const index_t kc = std::min(blk.kc, K - pc);
+      block_product(uk, M, nc, kc, alpha, View<T>{a.at(0, pc), a.rs, a.cs},
+                    b_block(jc, nc, pc, kc), pc == 0 ? beta : T(1), C + jc,
+                    ldc);
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
+          const T* A, index_t lda, const T* B, index_t ldb, T beta, T* C,
+          index_t ldc) {
+  const GemmKernels<T>& uk = dispatch::active().gemm<T>();
+  thread_local detail::AlignedBuffer<T> buffer;
+  const View<T> b = op_view(tb, B, ldb);
+  auto pack_block = [&](index_t jc, index_t nc, index_t pc, index_t kc) {
+    const index_t stride = kc * uk.nr;
+    T* dst = buffer.reserve(std::size_t((nc + uk.nr - 1) / uk.nr * stride));
+    pack_b_panels(View<T>{b.at(pc, jc), b.rs, b.cs}, kc, nc, uk.nr, dst,
+                  stride);
+    return Panels<T>{dst, stride};
+  };
+  blocked(uk, M, 0, N, K, alpha, op_view(ta, A, lda), pack_block, beta, C,
+          ldc);
+}
+
+template <typename T>
+index_t PackedB<T>::panel_width() const {
+  return kernels_ ? kernels_->nr : 0;
+}
+
+template <typename T>
+void pack_b(Trans tb, index_t K, index_t N, const T* B, index_t ldb,
+            PackedB<T>& out) {
+  const GemmKernels<T>& uk = dispatch::active().gemm<T>();
+  const index_t stride = K * uk.nr;
+  out.kernels_ = &uk;
+  out.K_ = K;
+  out.N_ = N;
+  T* dst = out.panels_.reserve(std::size_t((N + uk.nr - 1) / uk.nr * stride));
+  pack_b_panels(op_view(tb, B, ldb), K, N, uk.nr, dst, stride);
+}
+
+template <typename T>
+void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
+                 const PackedB<T>& B, index_t n0, index_t n1, T beta, T* C,
+                 index_t ldc) {
+  const index_t nr = B.panel_width();
+  if (n0 < 0 || n1 < n0 || n1 > B.N_ || (nr && n0 % nr))
+    throw std::invalid_argument(
+        "gemm_packed: columns [" + std::to_string(n0) + ", " +
+        std::to_string(n1) + ") must satisfy 0 <= n0 <= n1 <= N = " +
+        std::to_string(B.N_) + " with n0 a multiple of the panel width " +
+        std::to_string(nr));
+  if (n1 == n0) return;  // an empty range is fine even before any pack_b
+  const index_t stride = B.K_ * nr;
+  auto panels = [&](index_t jc, index_t, index_t pc, index_t) {
+    return Panels<T>{B.panels_.data() + jc / nr * stride + pc * nr, stride};
+  };
+  blocked(*B.kernels_, M, n0, n1, B.K_, alpha, View<T>{A, lda, 1}, panels,
+          beta, C, ldc);
+}
+
+#define RNNCORE_GEMM_INSTANTIATE(T)                                          \
+  template class detail::AlignedBuffer<T>;                                   \
+  template class PackedB<T>;                                                 \
+  template void gemm<T>(Trans, Trans, index_t, index_t, index_t, T,          \
+                        const T*, index_t, const T*, index_t, T, T*,         \
+                        index_t);                                            \
+  template void pack_b<T>(Trans, index_t, index_t, const T*, index_t,        \
+                          PackedB<T>&);                                      \
+  template void gemm_packed<T>(index_t, T, const T*, index_t,                \
+                               const PackedB<T>&, index_t, index_t, T, T*,   \
+                               index_t);
+RNNCORE_GEMM_INSTANTIATE(float)
+RNNCORE_GEMM_INSTANTIATE(double)
+#undef RNNCORE_GEMM_INSTANTIATE
+
+}  // namespace rnncore::gemm

@@ -1,0 +1,41 @@
+// The portable reference micro-kernel: plain C++, built on every platform.
+// It is the fallback when no ISA kernel applies and the oracle the ISA
+// kernels are tested against.  Contract and panel layout:
+// src/cpp/kernels/kernel_table.h.
+//
+// Tiles: MR = 4 rows by NR = 16 bytes * 2 / sizeof(T) columns (two 128-bit
+// vectors per row, the SSE2/NEON baseline: 4x8 fp32, 4x4 fp64), so a
+// compiler that vectorises the j loops keeps the accumulators in registers.
+#include "kernels/kernel_table.h"
+
+namespace rnncore::kernels {
+namespace {
+
+template <typename T, int MR, int NR>
+void ukernel_ref(index_t m, index_t n, index_t k, T alpha, const T* a,
+                 const T* b, T beta, T* c, index_t ldc) {
+  T acc[MR][NR] = {};
+  for (index_t p = 0; p < k; ++p)
+    for (index_t i = 0; i < m; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] += a[p * m + i] * b[p * NR + j];
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < n; ++j) {
+      T& cij = c[i * ldc + j];
+      cij = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * cij;
+    }
+}
+
+template <typename T>
+GemmKernels<T> reference_kernels() {
+  constexpr int MR = 4, NR = 32 / sizeof(T);
+  return {MR, NR, &ukernel_ref<T, MR, NR>};
+}
+
+}  // namespace
+
+void fill_gemm_reference(KernelTable& t) {
+  t.f32 = reference_kernels<float>();
+  t.f64 = reference_kernels<double>();
+}
+
+}  // namespace rnncore::kernels

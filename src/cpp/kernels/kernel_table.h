@@ -1,0 +1,86 @@
+// The kernel table: every ISA-specific routine rnncore calls, as function
+// pointers.  Each ISA fills its part from its own translation unit (compiled
+// with that ISA's flags, see CMakeLists.txt); src/cpp/dispatch picks one
+// table at run time.  Other parts of the engine grow this struct with their
+// own kernel families (e.g. point-wise gates) next to `f32` / `f64`.
+#pragma once
+
+#include <type_traits>
+
+#include "kernels/gates.h"
+#include "rnncore/common.h"
+
+namespace rnncore::kernels {
+
+// ---------------------------------------------------------------------------
+// The GEMM micro-kernel contract
+//
+//   C[m,n] = alpha * Ã[m,k] * B̃[k,n] + beta * C[m,n],   1 <= m <= MR, 0 <= n <= NR
+//
+// Ã and B̃ are packed micro-panels (portable packing in src/cpp/gemm/pack.h):
+//
+//   Ã: m x k, stored column by column          B̃: k x NR, stored row by row
+//      a[p*m + i] = A[i, p]                        b[p*NR + j] = B[p, j]
+//
+//            p=0  p=1   p=2                                j=0 j=1 ... j=NR-1
+//      i=0  [ 0    m    2m   ...]                 p=0  [ 0   1   ...  NR-1 ]
+//      i=1  [ 1    m+1  2m+1 ...]                 p=1  [ NR  NR+1 ... 2NR-1]
+//      ...                                        p=2  [ 2NR ...           ]
+//      i=m-1[ m-1  2m-1 3m-1 ...]                 ...
+//
+//   so step p of the k loop reads m consecutive values of Ã (broadcast one
+//   by one) and NR consecutive values of B̃ (NR / vector-width full vector
+//   loads): both panels are walked strictly forwards, once.  Ã has exactly
+//   m rows (a short edge tile, e.g. the GEMV m = 1, wastes no cache on
+//   padding); B̃ always has NR columns.
+//
+// Edge tiles: columns n..NR-1 of B̃ are padding (the packing routines zero
+// them); a kernel may read them, but only C[0:m, 0:n] is ever loaded or
+// stored.  C is addressed as c[i*ldc + j] (row-major, any ldc >= n).  When
+// beta == 0, C is never read: NaN in C does not propagate.  k may be 0
+// (then C = beta * C, or zeros).  Panels and C need no alignment.
+// ---------------------------------------------------------------------------
+template <typename T>
+using UKernel = void (*)(index_t m, index_t n, index_t k, T alpha, const T* a,
+                         const T* b, T beta, T* c, index_t ldc);
+
+template <typename T>
+struct GemmKernels {
+  index_t mr = 0;  // micro-tile rows (MR)
+  index_t nr = 0;  // micro-tile columns (NR), the width of every B̃ panel
+  UKernel<T> ukernel = nullptr;
+};
+
+struct KernelTable {
+  const char* name = nullptr;  // "avx512", "avx2", "reference"
+  GemmKernels<float> f32;
+  GemmKernels<double> f64;
+  GateKernels<float> gates_f32;  // point-wise gate kernels (gates.h)
+  GateKernels<double> gates_f64;
+
+  template <typename T>
+  const GemmKernels<T>& gemm() const {
+    if constexpr (std::is_same_v<T, float>)
+      return f32;
+    else
+      return f64;
+  }
+  template <typename T>
+  const GateKernels<T>& gates() const {
+    if constexpr (std::is_same_v<T, float>)
+      return gates_f32;
+    else
+      return gates_f64;
+  }
+};
+
+// The one exported entry of each kernel translation unit.  Only call the
+// ISA-specific ones on a CPU that has the ISA (src/cpp/dispatch checks).
+void fill_gemm_reference(KernelTable& t);  // src/cpp/gemm/ukernel_ref.cpp
+void fill_gemm_avx2(KernelTable& t);       // src/cpp/kernels/gemm_avx2.cpp
+void fill_gemm_avx512(KernelTable& t);     // src/cpp/kernels/gemm_avx512.cpp
+void fill_gates_reference(KernelTable& t);  // src/cpp/kernels/gates_reference.cpp
+void fill_gates_avx2(KernelTable& t);       // src/cpp/kernels/gates_avx2.cpp
+void fill_gates_avx512(KernelTable& t);     // src/cpp/kernels/gates_avx512.cpp
+
+}  // namespace rnncore::kernels

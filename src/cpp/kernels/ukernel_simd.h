@@ -1,0 +1,153 @@
+// The register-blocked GEMM micro-kernel, written once over a vector type V
+// and instantiated by each ISA translation unit with its own V (see
+// gemm_avx2.cpp, gemm_avx512.cpp).  Contract and panel layout: kernel_table.h.
+//
+// Include this ONLY from a file in src/cpp/kernels/.  Everything here sits in
+// an anonymous namespace, so each ISA's instantiations are private to its
+// translation unit and code built with different -m flags never merges
+// (no ODR mixing).  For the same reason it calls no function from std
+// (std::integer_sequence is a type only).
+//
+// V provides:  T, reg, width;  zero(), set1(x), load(p), load_n(p, n),
+//              store(p, r), store_n(p, r, n) (first n lanes only),
+//              fmadd(a, b, c) = a*b + c, mul(a, b), add(a, b).
+#pragma once
+
+#include <utility>
+
+#include "kernels/kernel_table.h"
+
+namespace rnncore::kernels {
+namespace {
+
+// FMA latency (4 cycles) x FMA pipes (2) on Zen 4 and on Intel cores since
+// Skylake: fewer independent accumulators than this leave the pipes idle.
+constexpr int kMinChains = 8;
+
+// Register-blocked tile of MR x NR, NR = NV vectors of V.
+//
+// Register budget (vector registers):  M*NV*U accumulators  +  NV for the
+// current row of B̃  +  1 broadcast of Ã (often folded into the FMA as a
+// memory operand).  MR*NV + NV + 1 must fit the register file:
+//   AVX-512 (32 zmm): MR=14, NV=2 -> 28 + 2 + 1 = 31
+//   AVX2    (16 ymm): MR=6,  NV=2 -> 12 + 2 + 1 = 15
+// Per step p the full tile issues NV loads and MR broadcasts for MR*NV FMAs.
+//
+// Short tiles (M < MR rows, e.g. the batch-1 GEMV M = 1) have too few
+// accumulators to hide the FMA latency, so they keep U independent copies
+// that take turns over p (p % U) and are summed at the end; U*M*NV stays
+// within the full tile's budget.
+template <class V, int MR, int NV>
+struct MicroKernel {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  static constexpr int W = V::width;
+  static constexpr int NR = NV * W;
+
+  template <int M>
+  static constexpr int unroll() {
+    int u = (kMinChains + M * NV - 1) / (M * NV);
+    return u < MR / M ? u : MR / M;
+  }
+
+  // Software prefetch of B̃ this far ahead (8+ steps of a tall tile), only
+  // in tiles whose step is FMA-bound, where loads + prefetches fit the load
+  // ports (as many as FMA pipes): M + NV + lines <= M * NV.
+  static constexpr int kPrefetchBytes = 1024;
+  static constexpr int kLines = int(NR * sizeof(T) + 63) / 64;
+  template <int M>
+  static constexpr bool prefetches() {
+    return M + NV + kLines <= M * NV;
+  }
+
+  template <int M>
+  static inline __attribute__((always_inline)) void step(
+      reg (&acc)[M][NV], const T* a, const T* b) {
+    if constexpr (prefetches<M>()) {
+      const char* ahead = reinterpret_cast<const char*>(b) + kPrefetchBytes;
+#pragma GCC unroll 8
+      for (int l = 0; l < kLines; ++l) __builtin_prefetch(ahead + 64 * l);
+    }
+    reg bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+      const reg ai = V::set1(a[i]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
+    }
+  }
+
+  // One row of C: c[0:n] = alpha*acc (+ beta*c[0:n] when beta != 0).
+  static inline __attribute__((always_inline)) void store_row(
+      const reg (&acc)[NV], index_t n, reg alpha, T beta, T* c) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const index_t left = n - v * W;
+      if (left <= 0) return;
+      reg r = V::mul(alpha, acc[v]);
+      T* cv = c + v * W;
+      if (beta != T(0))
+        r = V::fmadd(V::set1(beta),
+                     left >= W ? V::load(cv) : V::load_n(cv, left), r);
+      if (left >= W)
+        V::store(cv, r);
+      else
+        V::store_n(cv, r, left);
+    }
+  }
+
+  template <int M>
+  static void tile(index_t n, index_t k, T alpha, const T* a, const T* b,
+                   T beta, T* c, index_t ldc) {
+    constexpr int U = unroll<M>();
+    reg acc[U][M][NV];
+#pragma GCC unroll 16
+    for (int u = 0; u < U; ++u)
+#pragma GCC unroll 16
+      for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[u][i][v] = V::zero();
+
+    index_t p = 0;
+    for (; p + U <= k; p += U)
+#pragma GCC unroll 8
+      for (int u = 0; u < U; ++u)
+        step<M>(acc[u], a + (p + u) * M, b + (p + u) * NR);
+    for (; p < k; ++p) step<M>(acc[0], a + p * M, b + p * NR);
+
+#pragma GCC unroll 8
+    for (int u = 1; u < U; ++u)
+#pragma GCC unroll 16
+      for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[0][i][v] = V::add(acc[0][i][v], acc[u][i][v]);
+
+    const reg va = V::set1(alpha);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) store_row(acc[0][i], n, va, beta, c + i * ldc);
+  }
+
+  // Tiles of every height 1..MR, compiled separately so that a short edge
+  // tile costs only its own rows; run() picks one by m.
+  using Tile = void (*)(index_t n, index_t k, T alpha, const T* a, const T* b,
+                        T beta, T* c, index_t ldc);
+  template <class Seq>
+  struct Tiles;
+  template <int... I>
+  struct Tiles<std::integer_sequence<int, I...>> {
+    static constexpr Tile by_height[] = {&tile<I + 1>...};
+  };
+
+  static void run(index_t m, index_t n, index_t k, T alpha, const T* a,
+                  const T* b, T beta, T* c, index_t ldc) {
+    Tiles<std::make_integer_sequence<int, MR>>::by_height[m - 1](
+        n, k, alpha, a, b, beta, c, ldc);
+  }
+
+  static GemmKernels<T> kernels() { return {MR, NR, &run}; }
+};
+
+}  // namespace
+}  // namespace rnncore::kernels

@@ -1,0 +1,296 @@
+"""The GEMM engine against a float64 NumPy product, under every ISA.
+
+Every kernel set the CPU supports (``_core._available_isas()``) is switched
+in with ``_core._set_isa`` for the test and restored afterwards.  Shapes sit
+on and around the micro-tile (MR x NR) and the cache blocks (KC, NC);
+``beta == 0`` runs on a NaN-filled C, which must not leak into the result.
+
+Threshold: every entry of the result must be within ``(K + 2) * eps`` of
+``|alpha| |op(A)| |op(B)| + |beta| |C|`` (the forward error bound of a dot
+product of length K, per dtype: eps of float32 or float64) of the exact
+product.  A wrong, missing or doubled term is far larger than that.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import rnncore
+from rnncore import _core
+
+ISAS = _core._available_isas()
+DTYPES = [np.float32, np.float64]
+TRANS = [("N", "N"), ("N", "T"), ("T", "N"), ("T", "T")]
+BETAS = [0.0, 1.0, 0.5]
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    before = rnncore.cpu_info()["isa"]
+    _core._set_isa(request.param)
+    yield request.param
+    _core._set_isa(before)
+
+
+def tile(isa, dtype):
+    """(MR, NR) of the ISA's micro-kernel for dtype."""
+    return _core._testing_ukernel_shapes(isa)[np.dtype(dtype).name]
+
+
+def strided(rng, rows, cols, dtype, pad=3):
+    """A [rows, cols] view whose row stride exceeds its width by `pad`."""
+    full = rng.standard_normal((rows, cols + pad)).astype(dtype)
+    return full[:, :cols]
+
+
+def c_start(rng, M, N, dtype, beta):
+    """Initial C, with ldc > N; NaN everywhere when beta == 0."""
+    c = strided(rng, M, N, dtype, pad=5)
+    if beta == 0.0:
+        c[...] = np.nan
+    return c
+
+
+def assert_product(got, alpha, a, b, beta, c0, what):
+    """got == alpha a b + beta c0 within the dtype's forward error bound."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    c64 = np.zeros_like(got, np.float64) if beta == 0.0 else c0.astype(np.float64)
+    want = alpha * (a64 @ b64) + beta * c64
+    scale = abs(alpha) * (np.abs(a64) @ np.abs(b64)) + abs(beta) * np.abs(c64)
+    eps = np.finfo(got.dtype).eps
+    bound = (a.shape[1] + 2) * eps * scale + np.finfo(got.dtype).tiny
+    err = np.abs(got.astype(np.float64) - want)
+    assert np.all(np.isfinite(got)), f"{what}: non-finite result"
+    worst = np.unravel_index(np.argmax(err - bound), err.shape) if err.size else ()
+    assert np.all(err <= bound), (
+        f"{what}: error {err[worst]:.3g} > bound {bound[worst]:.3g} at {worst}"
+    )
+
+
+def run_gemm(rng, ta, tb, M, N, K, alpha, beta, dtype):
+    a = strided(rng, *((M, K) if ta == "N" else (K, M)), dtype)
+    b = strided(rng, *((K, N) if tb == "N" else (N, K)), dtype)
+    c = c_start(rng, M, N, dtype, beta)
+    c0 = c.copy()
+    _core._testing_gemm(ta, tb, alpha, a, b, beta, c)
+    op_a = a if ta == "N" else a.T
+    op_b = b if tb == "N" else b.T
+    what = f"gemm {ta}{tb} M={M} N={N} K={K} alpha={alpha} beta={beta}"
+    assert_product(c, alpha, op_a, op_b, beta, c0, what)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("beta", BETAS)
+def test_gemm_edge_shapes(isa, dtype, ta, tb, beta, rng):
+    mr, nr = tile(isa, dtype)
+    ms = sorted({0, 1, mr - 1, mr, mr + 1, 3 * mr + 2})
+    ns = sorted({0, 1, nr - 1, nr, nr + 1, 2 * nr + 3})
+    ks = [0, 1, 2, 7, 33]
+    for M in ms:
+        for N in ns:
+            for K in ks:
+                run_gemm(rng, ta, tb, M, N, K, -0.75, beta, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_gemm_crosses_cache_blocks(isa, dtype, ta, tb, rng):
+    # K > KC and N > NC for every ISA and dtype (KC <= 1024, NC <= 448),
+    # with ragged remainders.
+    run_gemm(rng, ta, tb, 31, 470, 1100, 1.25, 0.5, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_rnn_shapes(isa, dtype, rng):
+    H = 40
+    for M in (1, 3, 16, 64):
+        run_gemm(rng, "N", "T", M, 4 * H, H, 1.0, 0.0, dtype)  # h W_hh^T
+        run_gemm(rng, "N", "N", M, H, 4 * H, 1.0, 1.0, dtype)  # dG W_hh
+    run_gemm(rng, "T", "N", 4 * H, 24, 70, 1.0, 0.0, dtype)  # dG^T x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_alpha_zero_reads_neither_a_nor_b(isa, dtype, rng):
+    a = np.full((5, 4), np.nan, dtype)
+    b = np.full((4, 6), np.nan, dtype)
+    c = rng.standard_normal((5, 6)).astype(dtype)
+    want = 0.5 * c
+    _core._testing_gemm("N", "N", 0.0, a, b, 0.5, c)
+    np.testing.assert_array_equal(c, want)
+    _core._testing_gemm("N", "N", 0.0, a, b, 0.0, c)
+    np.testing.assert_array_equal(c, np.zeros_like(c))
+
+
+def b_panel(rng, k, nr, n, dtype):
+    """A packed B panel [k, NR]: n random columns, NaN padding after."""
+    p = np.full((k, nr), np.nan, dtype)
+    p[:, :n] = rng.standard_normal((k, n))
+    return p
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", BETAS)
+@pytest.mark.parametrize("k", [0, 1, 5, 64])
+def test_ukernel_edge_tiles(isa, dtype, beta, k, rng):
+    # The padding of the B panel is NaN: it may be read but must never reach
+    # C; C has a sentinel border that must stay untouched.
+    mr, nr = tile(isa, dtype)
+    for m in sorted({1, 2, mr - 1, mr}):
+        for n in (0, 1, nr - 1, nr):
+            a = rng.standard_normal((k, m)).astype(dtype)
+            b = b_panel(rng, k, nr, n, dtype)
+            full = rng.standard_normal((mr + 2, nr + 7)).astype(dtype)
+            if beta == 0.0:
+                full[:m, :n] = np.nan
+            before = full.copy()
+            _core._testing_ukernel(isa, m, n, 1.5, a, b, beta, full)
+            what = f"ukernel m={m} n={n} k={k} beta={beta}"
+            assert_product(full[:m, :n], 1.5, a.T, b[:, :n], beta,
+                           before[:m, :n], what)
+            outside = np.ones(full.shape, bool)
+            outside[:m, :n] = False
+            np.testing.assert_array_equal(full[outside], before[outside], what)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tb", ["N", "T"])
+@pytest.mark.parametrize("beta", BETAS)
+def test_gemm_packed_column_ranges(isa, dtype, tb, beta, rng):
+    mr, nr = tile(isa, dtype)
+    K = 37
+    for N in (1, 3 * nr + 5):
+        b = strided(rng, *((K, N) if tb == "N" else (N, K)), dtype)
+        op_b = b if tb == "N" else b.T
+        packed = _core._TestingPackedB(tb, b)
+        assert packed.shape == (K, N) and packed.panel_width == nr
+        ranges = {(0, N), (0, 0)}
+        for s in range(0, N, nr):
+            ranges |= {(s, s), (s, N), (s, min(N, s + nr)), (s, min(N, s + 3))}
+        for M in (1, 2, mr + 1, 40):
+            a = strided(rng, M, K, dtype)
+            for n0, n1 in sorted(ranges):
+                c = c_start(rng, M, N, dtype, 1.0)
+                if beta == 0.0:
+                    c[:, n0:n1] = np.nan
+                c0 = c.copy()
+                packed.matmul(0.5, a, beta, c, n0, n1)
+                what = f"gemm_packed {tb} M={M} N={N} [{n0}, {n1}) beta={beta}"
+                assert_product(c[:, n0:n1], 0.5, a, op_b[:, n0:n1], beta,
+                               c0[:, n0:n1], what)
+                np.testing.assert_array_equal(c[:, :n0], c0[:, :n0], what)
+                np.testing.assert_array_equal(c[:, n1:], c0[:, n1:], what)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_packed_large_and_reused(isa, dtype, rng):
+    # K > KC, N > NC; the same packed B serves many A (time steps).
+    K, N = 1100, 470
+    b = rng.standard_normal((N, K)).astype(dtype)
+    packed = _core._TestingPackedB("T", b)
+    for M in (1, 16, 45):
+        a = rng.standard_normal((M, K)).astype(dtype)
+        c = np.full((M, N), np.nan, dtype)
+        packed.matmul(1.0, a, 0.0, c)
+        assert_product(c, 1.0, a, b.T, 0.0, None, f"gemm_packed M={M}")
+
+
+def test_gemm_packed_rejects_bad_column_ranges(isa):
+    packed = _core._TestingPackedB("N", np.ones((4, 40), np.float32))
+    pw = packed.panel_width
+    a = np.ones((2, 4), np.float32)
+    c = np.zeros((2, 40), np.float32)
+    for n0, n1 in [(1, 40), (0, 41), (pw, pw - 1), (-pw, 4)]:
+        with pytest.raises(ValueError, match="multiple of the panel width"):
+            packed.matmul(1.0, a, 0.0, c, n0, n1)
+
+
+def test_packed_b_keeps_the_isa_it_was_packed_for(rng):
+    b = rng.standard_normal((30, 50)).astype(np.float32)
+    a = rng.standard_normal((7, 30)).astype(np.float32)
+    before = rnncore.cpu_info()["isa"]
+    try:
+        for packed_isa in ISAS:
+            _core._set_isa(packed_isa)
+            packed = _core._TestingPackedB("N", b)
+            for used_isa in ISAS:
+                _core._set_isa(used_isa)
+                c = np.empty((7, 50), np.float32)
+                packed.matmul(1.0, a, 0.0, c)
+                assert_product(c, 1.0, a, b, 0.0, None,
+                               f"packed {packed_isa}, used {used_isa}")
+    finally:
+        _core._set_isa(before)
+
+
+def test_concurrent_products_are_independent(isa, rng):
+    # The GIL is released around the products; per-thread packing buffers
+    # keep two simultaneous products apart.
+    jobs = []
+    for t in range(4):
+        a = rng.standard_normal((60 + t, 300)).astype(np.float32)
+        b = rng.standard_normal((500 + 7 * t, 300)).astype(np.float32)
+        jobs.append((a, b, np.empty((a.shape[0], b.shape[0]), np.float32)))
+
+    def work(a, b, c):
+        for _ in range(5):
+            _core._testing_gemm("N", "T", 1.0, a, b, 0.0, c)
+
+    threads = [threading.Thread(target=work, args=job) for job in jobs]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for a, b, c in jobs:
+        assert_product(c, 1.0, a, b.T, 0.0, None, "concurrent")
+
+
+def test_available_isas_and_set_isa():
+    assert ISAS[-1] == "reference" and len(set(ISAS)) == len(ISAS)
+    assert set(ISAS) <= {"avx512", "avx2", "reference"}
+    before = rnncore.cpu_info()["isa"]
+    assert before in ISAS
+    try:
+        for name in ISAS:
+            _core._set_isa(name)
+            assert rnncore.cpu_info()["isa"] == name
+        with pytest.raises(ValueError, match="unknown instruction set"):
+            _core._set_isa("avx9000")
+        assert rnncore.cpu_info()["isa"] == ISAS[-1]
+    finally:
+        _core._set_isa(before)
+
+
+def import_with_forced_isa(value):
+    env = dict(os.environ, RNNCORE_FORCE_ISA=value)
+    code = "import rnncore; print(rnncore.cpu_info()['isa'])"
+    return subprocess.run([sys.executable, "-c", code], env=env,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("name", ISAS)
+def test_force_isa_environment_variable(name):
+    run = import_with_forced_isa(name)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == name
+
+
+def test_force_isa_unknown_fails_the_import():
+    run = import_with_forced_isa("sse9")
+    assert run.returncode != 0
+    assert "ImportError" in run.stderr
+    assert "RNNCORE_FORCE_ISA='sse9'" in run.stderr
+    assert "unknown instruction set" in run.stderr
+
+
+@pytest.mark.skipif("avx512" in ISAS, reason="this CPU has every ISA")
+def test_force_isa_missing_from_cpu_fails_the_import():
+    run = import_with_forced_isa("avx512")
+    assert run.returncode != 0
+    assert "this CPU lacks the instruction set" in run.stderr
