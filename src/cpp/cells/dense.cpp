@@ -24,12 +24,11 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
 
   cells::forward_loop<T, kTrain>(s, 1, h_n, cache, [&](const Slice& sl) {
     const index_t n = sl.units();
-    std::vector<T> W = cells::gate_rows(w.W_hh, H, H, 0, 1, sl);  // [n,H]
+    auto W = cells::pack_gate_rows(w.W_hh, H, H, 0, 1, sl);  // [H, n]
     std::vector<T> a(d.B * n);
     return [&, sl, n, W = std::move(W), a = std::move(a)](
                index_t step, const T* h, T* h_next, threads::Barrier&) mutable {
-      gemm::gemm<T>(Trans::N, Trans::T, d.B, n, H, T(1), h, H, W.data(), H,
-                    T(0), a.data(), n);
+      cells::mul(d.B, h, H, W, T(0), a.data(), n);
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
         const index_t at = s.row(step, b) * H + sl.j0;
@@ -64,7 +63,9 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
 
   cells::bptt_loop(cache, 1, [&](const Slice& sl) {
-    return [&, sl](index_t step, int parity, threads::Barrier& barrier) {
+    auto W = cells::pack(Trans::N, H, sl.cols(), cache.W_hh.data() + sl.p0, H);
+    return [&, sl, W = std::move(W)](index_t step, int parity,
+                                     threads::Barrier& barrier) {
       T* ds_all = dGs.data() + parity * d.B * H;
       cells::backward_rows(s, step, sl, 1, ds_all, [&](index_t b, index_t row, T* ds) {
         const index_t at = row * H + sl.j0;
@@ -73,8 +74,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
                           dy ? dy + at : nullptr, ds, dG.data() + at});
       });
       barrier.wait();
-      gemm::gemm<T>(Trans::N, Trans::N, d.B, sl.cols(), H, T(1), ds_all, H,
-                    cache.W_hh.data() + sl.p0, H, T(1), dh + sl.p0, H);
+      cells::mul(d.B, ds_all, H, W, T(1), dh + sl.p0, H);
     };
   });
 

@@ -32,14 +32,13 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
   cells::forward_loop<T, kTrain>(s, 3, h_n, cache, [&](const Slice& sl) {
     const index_t n = sl.units();
     const index_t G1 = kResetAfter ? 3 : 2;  // gates of the first product
-    std::vector<T> W1 = cells::gate_rows(w.W_hh, H, H, 0, G1, sl);
-    std::vector<T> Wn = kResetAfter ? std::vector<T>()
-                                    : cells::gate_rows(w.W_hh, H, H, 2, 3, sl);
+    auto W1 = cells::pack_gate_rows(w.W_hh, H, H, 0, G1, sl);
+    gemm::PackedB<T> Wn;
+    if (!kResetAfter) Wn = cells::pack_gate_rows(w.W_hh, H, H, 2, 3, sl);
     std::vector<T> a(d.B * 3 * n);  // recurrent products, gate-major per row
     return [&, sl, n, G1, W1 = std::move(W1), Wn = std::move(Wn), a = std::move(a)](
                index_t step, const T* h, T* h_next, threads::Barrier& barrier) mutable {
-      gemm::gemm<T>(Trans::N, Trans::T, d.B, G1 * n, H, T(1), h, H, W1.data(),
-                    H, T(0), a.data(), 3 * n);
+      cells::mul(d.B, h, H, W1, T(0), a.data(), 3 * n);
       if constexpr (!kResetAfter) {
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;
@@ -48,8 +47,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
                         rh.data() + b * H + sl.j0);
         }
         barrier.wait();  // every unit's r*h is in rh
-        gemm::gemm<T>(Trans::N, Trans::T, d.B, n, H, T(1), rh.data(), H,
-                      Wn.data(), H, T(0), a.data() + 2 * n, 3 * n);
+        cells::mul(d.B, rh.data(), H, Wn, T(0), a.data() + 2 * n, 3 * n);
       }
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
@@ -101,8 +99,15 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   cells::bptt_loop(cache, 3, [&](const Slice& sl) {
     const index_t n = sl.units();
     std::vector<T> drh(kResetAfter ? 0 : d.B * n);  // d(r*h), own units
-    return [&, sl, n, drh = std::move(drh)](index_t step, int parity,
-                                        threads::Barrier& barrier) mutable {
+    // W_hh[gates through h, j0:j1]; reset before also W_hn[:, j0:j1].
+    auto W = cells::pack(Trans::N, kResetAfter ? GH : 2 * H, n,
+                         cache.W_hh.data() + sl.j0, H);
+    gemm::PackedB<T> Wn;
+    if (!kResetAfter)
+      Wn = cells::pack(Trans::N, H, n, cache.W_hh.data() + 2 * H * H + sl.j0, H);
+    return [&, sl, n, drh = std::move(drh), W = std::move(W),
+            Wn = std::move(Wn)](index_t step, int parity,
+                                threads::Barrier& barrier) mutable {
       T* ds_all = dGs.data() + parity * d.B * GH;
       cells::backward_rows(s, step, sl, 3, ds_all, [&](index_t b, index_t row, T* ds) {
         const index_t at = row * H + sl.j0;
@@ -119,9 +124,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
       barrier.wait();  // every unit's gradients are in ds_all
       if constexpr (!kResetAfter) {
         // d(r*h) = dn W_hn, then r's gradient and the path through r*h.
-        gemm::gemm<T>(Trans::N, Trans::N, d.B, n, H, T(1), ds_all + 2 * H,
-                      GH, cache.W_hh.data() + 2 * H * H + sl.j0, H, T(0),
-                      drh.data(), n);
+        cells::mul(d.B, ds_all + 2 * H, GH, Wn, T(0), drh.data(), n);
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;
           const index_t row = s.row(step, b);
@@ -137,9 +140,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
         barrier.wait();  // every unit's r gradient is in ds_all
       }
       // dh += ds[:, gates through h] W_hh[those gates, own units].
-      gemm::gemm<T>(Trans::N, Trans::N, d.B, n, kResetAfter ? GH : 2 * H,
-                    T(1), ds_all, GH, cache.W_hh.data() + sl.j0, H, T(1),
-                    dh + sl.j0, H);
+      cells::mul(d.B, ds_all, GH, W, T(1), dh + sl.j0, H);
     };
   });
 

@@ -30,12 +30,14 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
 
   cells::forward_loop<T, kTrain>(s, 4, h_n, cache, [&](const Slice& sl) {
     const index_t n = sl.units();
-    std::vector<T> W = cells::gate_rows(w.W_hh, H, P, 0, 4, sl);  // [4n,P]
+    auto W = cells::pack_gate_rows(w.W_hh, H, P, 0, 4, sl);  // [P, 4n]
+    gemm::PackedB<T> Wr;  // W_hr[p0:p1]^T [H, cols]
+    if (kProj) Wr = cells::pack(Trans::T, H, sl.cols(), w.W_hr + sl.p0 * H, H);
     std::vector<T> a(d.B * 4 * n), hp(kProj ? d.B * sl.cols() : 0);
-    return [&, sl, n, W = std::move(W), a = std::move(a), hp = std::move(hp)](
-               index_t step, const T* h, T* h_next, threads::Barrier& barrier) mutable {
-      gemm::gemm<T>(Trans::N, Trans::T, d.B, 4 * n, P, T(1), h, P, W.data(),
-                    P, T(0), a.data(), 4 * n);
+    return [&, sl, n, W = std::move(W), Wr = std::move(Wr), a = std::move(a),
+            hp = std::move(hp)](index_t step, const T* h, T* h_next,
+                                threads::Barrier& barrier) mutable {
+      cells::mul(d.B, h, P, W, T(0), a.data(), 4 * n);
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
         const index_t row = s.row(step, b);
@@ -55,8 +57,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
       }
       if constexpr (kProj) {
         barrier.wait();  // every unit's o*tanh(c) is in hc
-        gemm::gemm<T>(Trans::N, Trans::T, d.B, sl.cols(), H, T(1), hc.data(),
-                      H, w.W_hr + sl.p0 * H, H, T(0), hp.data(), sl.cols());
+        cells::mul(d.B, hc.data(), H, Wr, T(0), hp.data(), sl.cols());
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;
           const T* src = hp.data() + b * sl.cols();
@@ -89,8 +90,13 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
   cells::bptt_loop(cache, 4, [&](const Slice& sl) {
     const index_t n = sl.units();
     std::vector<T> dhc(kProj ? d.B * n : 0);  // reaching o*tanh(c), own units
-    return [&, sl, n, dhc = std::move(dhc)](index_t step, int parity,
-                                        threads::Barrier& barrier) mutable {
+    // W_hh[:, p0:p1] [4H, cols] and W_hr[:, j0:j1] [P, n].
+    auto W = cells::pack(Trans::N, GH, sl.cols(), cache.W_hh.data() + sl.p0, P);
+    gemm::PackedB<T> Wr;
+    if (kProj) Wr = cells::pack(Trans::N, P, n, cache.W_hr.data() + sl.j0, H);
+    return [&, sl, n, dhc = std::move(dhc), W = std::move(W),
+            Wr = std::move(Wr)](index_t step, int parity,
+                                threads::Barrier& barrier) mutable {
       if constexpr (kProj) {
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;
@@ -102,8 +108,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
           }
         }
         barrier.wait();  // dh_step complete
-        gemm::gemm<T>(Trans::N, Trans::N, d.B, n, P, T(1), dh_step.data(), P,
-                      cache.W_hr.data() + sl.j0, H, T(0), dhc.data(), n);
+        cells::mul(d.B, dh_step.data(), P, Wr, T(0), dhc.data(), n);
       }
       T* ds_all = dGs.data() + parity * d.B * GH;
       cells::backward_rows(s, step, sl, 4, ds_all, [&](index_t b, index_t row, T* ds) {
@@ -117,8 +122,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
         if constexpr (!kProj) std::fill(dh + b * P + sl.j0, dh + b * P + sl.j1, T(0));
       });
       barrier.wait();  // every unit's gate gradients are in ds_all
-      gemm::gemm<T>(Trans::N, Trans::N, d.B, sl.cols(), GH, T(1), ds_all, GH,
-                    cache.W_hh.data() + sl.p0, P, T(1), dh + sl.p0, P);
+      cells::mul(d.B, ds_all, GH, W, T(1), dh + sl.p0, P);
     };
   });
 

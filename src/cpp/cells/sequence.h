@@ -62,17 +62,35 @@ inline Slice slice_of(const Dims& d, int tid, int n) {
   return {u.begin, u.end, p.begin, p.end};
 }
 
-// Rows g*H + j, g in [g0, g1), j in [sl.j0, sl.j1), of W [G*H, cols], gate
-// by gate: the recurrent weights of one thread's units, [(g1-g0)*n, cols].
+// A weight block packed once per call for the product at every step.
 template <typename T>
-std::vector<T> gate_rows(const T* W, index_t H, index_t cols, index_t g0,
-                         index_t g1, const Slice& sl) {
-  std::vector<T> out;
-  out.reserve(static_cast<std::size_t>((g1 - g0) * sl.units() * cols));
-  for (index_t g = g0; g < g1; ++g)
-    out.insert(out.end(), W + (g * H + sl.j0) * cols,
-               W + (g * H + sl.j1) * cols);
+gemm::PackedB<T> pack(Trans tb, index_t K, index_t N, const T* W,
+                      index_t ldw) {
+  gemm::PackedB<T> out;
+  gemm::pack_b(tb, K, N, W, ldw, out);
   return out;
+}
+
+// W_thread^T packed: rows g*H + j, g in [g0, g1), j in [sl.j0, sl.j1), of
+// W [G*H, cols], gate by gate -- the recurrent weights of one thread's
+// units, so its product h W_thread^T is [B, (g1-g0)*n], gate-major.
+template <typename T>
+gemm::PackedB<T> pack_gate_rows(const T* W, index_t H, index_t cols,
+                                index_t g0, index_t g1, const Slice& sl) {
+  std::vector<T> rows;
+  rows.reserve(static_cast<std::size_t>((g1 - g0) * sl.units() * cols));
+  for (index_t g = g0; g < g1; ++g)
+    rows.insert(rows.end(), W + (g * H + sl.j0) * cols,
+                W + (g * H + sl.j1) * cols);
+  return pack(Trans::T, cols, (g1 - g0) * sl.units(), rows.data(), cols);
+}
+
+// C[M, N] = A[M, K] W + beta C with W packed (no work for an empty share).
+template <typename T>
+void mul(index_t M, const T* A, index_t lda, const gemm::PackedB<T>& W,
+         T beta, T* C, index_t ldc) {
+  if (W.cols() == 0) return;
+  gemm::gemm_packed<T>(M, T(1), A, lda, W, 0, W.cols(), beta, C, ldc);
 }
 
 // C = alpha op(A) op(B) + beta C with the rows (or, when C is wider than
