@@ -20,11 +20,10 @@ weights, so they may change after forward returns.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
-
 import numpy as np
 
 from . import _core
+from .reference import GRUGrads, LSTMGrads, RNNGrads  # one definition of each
 
 __all__ = [
     "LSTMGrads",
@@ -37,43 +36,6 @@ __all__ = [
     "rnn_forward",
     "rnn_backward",
 ]
-
-
-class LSTMGrads(NamedTuple):
-    """Gradients returned by :func:`lstm_backward` (bias fields are None
-    when the forward pass had no bias, ``dweight_hr`` when it had no
-    projection)."""
-
-    dx: np.ndarray
-    dh0: np.ndarray
-    dc0: np.ndarray
-    dweight_ih: np.ndarray
-    dweight_hh: np.ndarray
-    dbias_ih: Optional[np.ndarray]
-    dbias_hh: Optional[np.ndarray]
-    dweight_hr: Optional[np.ndarray] = None
-
-
-class GRUGrads(NamedTuple):
-    """Gradients returned by :func:`gru_backward`."""
-
-    dx: np.ndarray
-    dh0: np.ndarray
-    dweight_ih: np.ndarray
-    dweight_hh: np.ndarray
-    dbias_ih: Optional[np.ndarray]
-    dbias_hh: Optional[np.ndarray]
-
-
-class RNNGrads(NamedTuple):
-    """Gradients returned by :func:`rnn_backward`."""
-
-    dx: np.ndarray
-    dh0: np.ndarray
-    dweight_ih: np.ndarray
-    dweight_hh: np.ndarray
-    dbias_ih: Optional[np.ndarray]
-    dbias_hh: Optional[np.ndarray]
 
 
 def _flag(fn: str, name: str, value: object) -> bool:
