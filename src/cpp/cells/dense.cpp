@@ -56,7 +56,8 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   const Schedule s = cache.schedule();
   const Dims& d = s.d;
   const index_t H = d.H;
-  std::vector<T> dG(static_cast<std::size_t>(d.T * d.B * H), T(0));
+  Buffer<T> dG;
+  cells::allocate_rows(dG, s, H);
   std::vector<T> dGs(2 * d.B * H);
   T* dh = dh0;
   cells::init_state(d.B, H, dh_n, dh);
@@ -78,8 +79,8 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
     };
   });
 
-  cells::input_grads(cache, H, dG.data(), dx, g.dW_ih, g.db_ih);
-  cells::weight_grads(d, H, dG.data(), H, cache.h_prev.data(), H, g.dW_hh);
+  cells::input_grads(cache, H, dG.data(), dx, g.db_ih);
+  cells::joint_weight_grads(cache, H, dG.data(), g.dW_ih, g.dW_hh);
   if (g.db_hh) std::copy(g.db_ih, g.db_ih + H, g.db_hh);
 }
 

@@ -88,9 +88,9 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   const Schedule s = cache.schedule();
   const Dims& d = s.d;
   const index_t H = d.H, GH = 3 * H;
-  const std::size_t rows = static_cast<std::size_t>(d.T * d.B);
-  std::vector<T> dGx(rows * GH, T(0));
-  std::vector<T> dGh(kResetAfter ? rows * GH : 0, T(0));
+  Buffer<T> dGx, dGh;  // input-side and (reset_after) recurrent-side rows
+  cells::allocate_rows(dGx, s, GH);
+  if (kResetAfter) cells::allocate_rows(dGh, s, GH);
   std::vector<T> dGs(2 * d.B * GH);
   T* dh = dh0;
   cells::init_state(d.B, H, dh_n, dh);
@@ -113,7 +113,8 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
         const index_t at = row * H + sl.j0;
         K.gru_backward({n, H, kResetAfter,
                         cache.gates.data() + row * GH + sl.j0,
-                        cache.hn.data() + at, cache.h_prev.data() + at,
+                        cache.hn.data() + at,
+                        cache.h_prev() + row * cache.ld() + sl.j0,
                         dh + b * H + sl.j0, dy ? dy + at : nullptr, ds,
                         dGx.data() + row * GH + sl.j0});
         if constexpr (kResetAfter)
@@ -129,7 +130,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
           if (!s.active(step, b)) continue;
           const index_t row = s.row(step, b);
           const T* gates = cache.gates.data() + row * GH;
-          const T* h_prev = cache.h_prev.data() + row * H;
+          const T* h_prev = cache.h_prev() + row * cache.ld();
           for (index_t j = sl.j0, k = 0; j < sl.j1; ++j, ++k) {
             const T r = gates[j], gr = drh[b * n + k];
             dGx[row * GH + j] = ds_all[b * GH + j] =
@@ -144,14 +145,18 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
     };
   });
 
-  cells::input_grads(cache, GH, dGx.data(), dx, g.dW_ih, g.db_ih);
+  cells::input_grads(cache, GH, dGx.data(), dx, g.db_ih);
+  const index_t ld = cache.ld();
   if constexpr (kResetAfter) {
-    cells::weight_grads(d, GH, dGh.data(), GH, cache.h_prev.data(), H, g.dW_hh);
+    cells::weight_grads(d, GH, dGx.data(), GH, cache.x(), ld, d.I, g.dW_ih);
+    cells::weight_grads(d, GH, dGh.data(), GH, cache.h_prev(), ld, H, g.dW_hh);
     if (g.db_hh) cells::column_sums(d.T * d.B, GH, dGh.data(), g.db_hh);
   } else {
-    cells::weight_grads(d, 2 * H, dGx.data(), GH, cache.h_prev.data(), H,
+    // r and z act on h_prev, n on r*h.
+    cells::weight_grads(d, GH, dGx.data(), GH, cache.x(), ld, d.I, g.dW_ih);
+    cells::weight_grads(d, 2 * H, dGx.data(), GH, cache.h_prev(), ld, H,
                         g.dW_hh);
-    cells::weight_grads(d, H, dGx.data() + 2 * H, GH, cache.hn.data(), H,
+    cells::weight_grads(d, H, dGx.data() + 2 * H, GH, cache.hn.data(), H, H,
                         g.dW_hh + 2 * H * H);
     if (g.db_hh) std::copy(g.db_ih, g.db_ih + GH, g.db_hh);
   }
@@ -166,7 +171,7 @@ void forward(const Schedule& s, bool reset_after, const T* x, const T* h0,
     return dispatch_forward<T, false>(s, reset_after, x, h0, w, y, h_n, cache);
   cells::start_cache(*cache, s, 3, x, w);
   cache->reset_after = reset_after;
-  cache->hn.assign(static_cast<std::size_t>(s.d.T * s.d.B * s.d.H), T(0));
+  cells::allocate_rows(cache->hn, s, s.d.H);
   dispatch_forward<T, true>(s, reset_after, x, h0, w, y, h_n, cache);
 }
 

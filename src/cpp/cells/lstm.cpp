@@ -75,8 +75,8 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
   const Schedule s = cache.schedule();
   const Dims& d = s.d;
   const index_t H = d.H, P = d.P, GH = 4 * H;
-  const std::size_t rows = static_cast<std::size_t>(d.T * d.B);
-  std::vector<T> dG(rows * GH, T(0));
+  Buffer<T> dG;  // [T*B,4H] gate gradients
+  cells::allocate_rows(dG, s, GH);
   std::vector<T> dGs(2 * d.B * GH);  // this step's dG rows, double-buffered
   T* dh = dh0;  // the running gradients live in the outputs
   T* dc = dc0;
@@ -84,7 +84,9 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
   cells::init_state(d.B, H, dc_n, dc);
   // Projected: the gradient reaching h at every row [T*B,P] (for dW_hr) and
   // at this step [B,P].
-  std::vector<T> dh_rows(kProj ? rows * P : 0, T(0)), dh_step(kProj ? d.B * P : 0);
+  Buffer<T> dh_rows;
+  if (kProj) cells::allocate_rows(dh_rows, s, P);
+  std::vector<T> dh_step(kProj ? d.B * P : 0);
   const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
 
   cells::bptt_loop(cache, 4, [&](const Slice& sl) {
@@ -126,11 +128,11 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
     };
   });
 
-  cells::input_grads(cache, GH, dG.data(), dx, g.dW_ih, g.db_ih);
-  cells::weight_grads(d, GH, dG.data(), GH, cache.h_prev.data(), P, g.dW_hh);
+  cells::input_grads(cache, GH, dG.data(), dx, g.db_ih);
+  cells::joint_weight_grads(cache, GH, dG.data(), g.dW_ih, g.dW_hh);
   if (g.db_hh) std::copy(g.db_ih, g.db_ih + GH, g.db_hh);
   if constexpr (kProj)
-    cells::weight_grads(d, P, dh_rows.data(), P, cache.hc.data(), H, g.dW_hr);
+    cells::weight_grads(d, P, dh_rows.data(), P, cache.hc.data(), H, H, g.dW_hr);
 }
 
 }  // namespace
@@ -146,13 +148,13 @@ void forward(const Schedule& s, const T* x, const T* h0, const T* c0,
   const Dims& d = s.d;
   cells::start_cache(*cache, s, 4, x, w);
   const std::size_t n = static_cast<std::size_t>(d.T * d.B * d.H);
-  cache->c_prev.assign(n, T(0));
-  cache->c.assign(n, T(0));
+  cache->c_prev.resize(n);
+  cache->c.resize(n);
   cache->W_hr.clear();
   cache->hc.clear();
   if (proj) {
     cache->W_hr.assign(w.W_hr, w.W_hr + d.P * d.H);
-    cache->hc.assign(n, T(0));
+    cells::allocate_rows(cache->hc, s, d.H);
     return run_forward<T, true, true>(s, x, h0, c0, w, y, h_n, c_n, cache);
   }
   run_forward<T, true, false>(s, x, h0, c0, w, y, h_n, c_n, cache);

@@ -176,25 +176,33 @@ void init_state(index_t B, index_t width, const T* s0, T* s) {
     std::fill(s, s + n, T(0));
 }
 
-// The part of the cache every cell keeps: schedule, a copy of x with padded
-// rows zeroed, the weights, and zeroed per-step buffers.
+// A per-step buffer [T,B,width], uninitialised but for the rows past each
+// sequence's length, which are zero.
+template <typename T>
+void allocate_rows(Buffer<T>& buf, const Schedule& s, index_t width) {
+  buf.resize(static_cast<std::size_t>(s.d.T * s.d.B * width));
+  zero_padding(s, width, buf.data());
+}
+
+// The part of the cache every cell keeps: schedule, x beside room for the
+// states (padded rows zero), the weights, and room for the gates.
 template <typename T>
 void start_cache(SeqCache<T>& c, const Schedule& s, index_t G, const T* x,
                  const CellWeights<T>& w) {
   const Dims& d = s.d;
   const index_t GH = G * d.H;
-  const std::size_t TB = static_cast<std::size_t>(d.T * d.B);
   c.d = d;
   c.reverse = s.reverse;
   c.lengths.clear();
   if (s.lengths) c.lengths.assign(s.lengths, s.lengths + d.B);
   c.has_bias = w.b_ih != nullptr;
-  c.x.assign(x, x + TB * d.I);
-  zero_padding(s, d.I, c.x.data());
+  allocate_rows(c.xh, s, c.ld());
+  for (index_t r = 0; r < d.T * d.B; ++r)
+    if (s.active(r / d.B, r % d.B))  // forward order: step t is time t
+      std::copy(x + r * d.I, x + (r + 1) * d.I, c.xh.begin() + r * c.ld());
   c.W_ih.assign(w.W_ih, w.W_ih + GH * d.I);
   c.W_hh.assign(w.W_hh, w.W_hh + GH * d.P);
-  c.h_prev.assign(TB * d.P, T(0));
-  c.gates.assign(TB * GH, T(0));
+  c.gates.resize(static_cast<std::size_t>(d.T * d.B * GH));
 }
 
 // The forward time loop.  make_step(slice) builds one thread's stepper
@@ -225,7 +233,8 @@ void forward_loop(const Schedule& s, index_t G, T* h_io, SeqCache<T>* cache,
           std::copy(from, from + sl.cols(), h_next + b * d.P + sl.p0);
         else if constexpr (kTrain)
           std::copy(from, from + sl.cols(),
-                    cache->h_prev.begin() + s.row(step, b) * d.P + sl.p0);
+                    cache->xh.begin() + s.row(step, b) * cache->ld() + d.I +
+                        sl.p0);
       }
       stepper(step, h, h_next, barrier);
       barrier.wait();
@@ -281,28 +290,43 @@ void column_sums(index_t rows, index_t cols, const T* a, T* out) {
 }
 
 // After BPTT's loop, from dGx [T*B, G*H] (gradients of the input-side
-// pre-activations, zero on padded rows):  dx = dGx W_ih,  dW_ih = dGx^T x,
-// db_ih = column sums of dGx.
+// pre-activations, zero on padded rows): dx = dGx W_ih, db_ih = column sums
+// of dGx.
 template <typename T>
 void input_grads(const SeqCache<T>& c, index_t GH, const T* dGx, T* dx,
-                 T* dW_ih, T* db_ih) {
+                 T* db_ih) {
   const Dims& d = c.d;
   const index_t rows = d.T * d.B;
   parallel_gemm<T>(Trans::N, Trans::N, rows, d.I, GH, T(1), dGx, GH,
                    c.W_ih.data(), d.I, T(0), dx, d.I);
-  parallel_gemm<T>(Trans::T, Trans::N, GH, d.I, rows, T(1), dGx, GH,
-                   c.x.data(), d.I, T(0), dW_ih, d.I);
   if (db_ih) column_sums(rows, GH, dGx, db_ih);
 }
 
-// dW[n rows, width] = dG[:, n cols]^T src over all T*B rows, for one block
-// of n gate rows: dG [T*B, ldg] (column offset applied by the caller),
-// src [T*B, width].
+// dW[n, width] = dG[:, n cols]^T src over all T*B rows, for one block of n
+// gate rows: dG [T*B, ldg] and src [T*B, lds] (column offsets applied by
+// the caller).
 template <typename T>
 void weight_grads(const Dims& d, index_t n, const T* dG, index_t ldg,
-                  const T* src, index_t width, T* dW) {
+                  const T* src, index_t lds, index_t width, T* dW) {
   parallel_gemm<T>(Trans::T, Trans::N, n, width, d.T * d.B, T(1), dG, ldg,
-                   src, width, T(0), dW, width);
+                   src, lds, T(0), dW, width);
+}
+
+// dW_ih and dW_hh together when one dG [T*B, G*H] drives both: a single
+// product dG^T [x | h_prev] reads dG once.
+template <typename T>
+void joint_weight_grads(const SeqCache<T>& c, index_t GH, const T* dG,
+                        T* dW_ih, T* dW_hh) {
+  const Dims& d = c.d;
+  const index_t ld = c.ld();
+  Buffer<T> both(static_cast<std::size_t>(GH * ld));
+  weight_grads(d, GH, dG, GH, c.x(), ld, ld, both.data());
+  for (index_t r = 0; r < GH; ++r) {
+    std::copy(both.begin() + r * ld, both.begin() + r * ld + d.I,
+              dW_ih + r * d.I);
+    std::copy(both.begin() + r * ld + d.I, both.begin() + (r + 1) * ld,
+              dW_hh + r * d.P);
+  }
 }
 
 }  // namespace rnncore::cells

@@ -15,8 +15,9 @@ namespace rnncore::gru {
 template <typename T>
 struct Cache : SeqCache<T> {
   bool reset_after = true;
-  // [T,B,H]: W_hn h + b_hn when reset_after, else r*h (the input of W_hn).
-  std::vector<T> hn;
+  // [T,B,H]: W_hn h + b_hn when reset_after, else r*h (the input of W_hn);
+  // padded rows zero.
+  Buffer<T> hn;
   std::size_t nbytes() const {
     return SeqCache<T>::nbytes() + sizeof(T) * hn.size();
   }

@@ -14,10 +14,10 @@ namespace rnncore::lstm {
 
 template <typename T>
 struct Cache : SeqCache<T> {
-  std::vector<T> c_prev;  // [T,B,H] cell state entering time t
-  std::vector<T> c;       // [T,B,H] cell state leaving time t
-  std::vector<T> W_hr;    // [P,H], empty without projection
-  std::vector<T> hc;      // [T,B,H] o*tanh(c) before the projection
+  Buffer<T> c_prev;     // [T,B,H] cell state entering time t
+  Buffer<T> c;          // [T,B,H] cell state leaving time t
+  std::vector<T> W_hr;  // [P,H], empty without projection
+  Buffer<T> hc;         // [T,B,H] o*tanh(c) before the projection; padded rows zero
   bool projected() const { return !W_hr.empty(); }
   std::size_t nbytes() const {
     return SeqCache<T>::nbytes() + sizeof(T) * (c_prev.size() + c.size() +
