@@ -112,3 +112,31 @@ def test_kernels_work_in_a_forked_child(threads, rng):
         data = f.read()
     os.waitpid(pid, 0)
     np.testing.assert_array_equal(np.frombuffer(data).reshape(want.shape), want)
+
+
+def test_inference_memory_does_not_grow_with_sequence_length():
+    """keep_cache=False keeps O(B*H) beyond inputs and outputs: the input
+    projection is computed a chunk of steps at a time, never for all T."""
+    code = """
+import resource, numpy as np
+from rnncore import functional as F
+T, B, I, H = 50000, 1, 64, 64
+rng = np.random.default_rng(0)
+x = rng.standard_normal((T, B, I)).astype(np.float32)
+w = [rng.uniform(-0.1, 0.1, s).astype(np.float32) for s in ((4*H, I), (4*H, H), (4*H,), (4*H,))]
+F.lstm_forward(x[:10], None, None, *w, keep_cache=False)   # warm up
+y = np.empty((T, B, H), np.float32); y[:] = 0                # the output's pages
+del y
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+y, h, c, cache = F.lstm_forward(x, None, None, *w, keep_cache=False)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) * 1024)
+"""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    grown = int(out.stdout.strip())
+    # All-steps projection: T*B*4H floats = 51 MB.  Allow the output (12.8 MB,
+    # already counted above) to be re-faulted plus a few MB of chunks.
+    assert grown < 8 * 2**20, f"peak memory grew by {grown / 2**20:.1f} MiB"

@@ -16,23 +16,23 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
                  const CellWeights<T>& w, T* y, T* h_n, Cache<T>* cache) {
   const Dims& d = s.d;
   const index_t H = d.H;
-  const std::vector<T> xp =
-      cells::project_inputs(d, H, x, w.W_ih, cells::folded_bias(H, 0, w));
+  const std::vector<T> bias = cells::folded_bias(H, 0, w);
   cells::init_state(d.B, H, h0, h_n);
   cells::zero_padding(s, H, y);
   const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
 
   cells::forward_loop<T, kTrain>(s, 1, h_n, cache, [&](const Slice& sl) {
     const index_t n = sl.units();
+    cells::InputChunks<T> xp(s, 1, sl, x, w.W_ih, bias);
     auto W = cells::pack_gate_rows(w.W_hh, H, H, 0, 1, sl);  // [H, n]
     std::vector<T> a(d.B * n);
-    return [&, sl, n, W = std::move(W), a = std::move(a)](
+    return [&, sl, n, xp = std::move(xp), W = std::move(W), a = std::move(a)](
                index_t step, const T* h, T* h_next, threads::Barrier&) mutable {
       cells::mul(d.B, h, H, W, T(0), a.data(), n);
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
         const index_t at = s.row(step, b) * H + sl.j0;
-        K.dense_forward({n, kAct == Activation::Relu, xp.data() + at,
+        K.dense_forward({n, kAct == Activation::Relu, xp.row(step, b),
                          a.data() + b * n, h_next + b * H + sl.j0, y + at,
                          kTrain ? cache->gates.data() + at : nullptr});
       }

@@ -21,8 +21,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
                  const CellWeights<T>& w, T* y, T* h_n, Cache<T>* cache) {
   const Dims& d = s.d;
   const index_t H = d.H, GH = 3 * H;
-  const std::vector<T> xp = cells::project_inputs(
-      d, GH, x, w.W_ih, cells::folded_bias(GH, kResetAfter ? H : 0, w));
+  const std::vector<T> bias = cells::folded_bias(GH, kResetAfter ? H : 0, w);
   const T* b_hn = (kResetAfter && w.b_hh) ? w.b_hh + 2 * H : nullptr;
   cells::init_state(d.B, H, h0, h_n);
   cells::zero_padding(s, H, y);
@@ -32,17 +31,19 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
   cells::forward_loop<T, kTrain>(s, 3, h_n, cache, [&](const Slice& sl) {
     const index_t n = sl.units();
     const index_t G1 = kResetAfter ? 3 : 2;  // gates of the first product
+    cells::InputChunks<T> xp(s, 3, sl, x, w.W_ih, bias);
     auto W1 = cells::pack_gate_rows(w.W_hh, H, H, 0, G1, sl);
     gemm::PackedB<T> Wn;
     if (!kResetAfter) Wn = cells::pack_gate_rows(w.W_hh, H, H, 2, 3, sl);
     std::vector<T> a(d.B * 3 * n);  // recurrent products, gate-major per row
-    return [&, sl, n, G1, W1 = std::move(W1), Wn = std::move(Wn), a = std::move(a)](
+    return [&, sl, n, xp = std::move(xp), W1 = std::move(W1), Wn = std::move(Wn),
+            a = std::move(a)](
                index_t step, const T* h, T* h_next, threads::Barrier& barrier) mutable {
       cells::mul(d.B, h, H, W1, T(0), a.data(), 3 * n);
       if constexpr (!kResetAfter) {
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;
-          K.sigmoid_mul(n, xp.data() + s.row(step, b) * GH + sl.j0,
+          K.sigmoid_mul(n, xp.row(step, b),
                         a.data() + b * 3 * n, h + b * H + sl.j0,
                         rh.data() + b * H + sl.j0);
         }
@@ -53,7 +54,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
         if (!s.active(step, b)) continue;
         const index_t row = s.row(step, b);
         kernels::GruForward<T> args{
-            n, H, kResetAfter, xp.data() + row * GH + sl.j0,
+            n, H, kResetAfter, xp.row(step, b),
             a.data() + b * 3 * n, b_hn ? b_hn + sl.j0 : nullptr,
             kResetAfter ? nullptr : rh.data() + b * H + sl.j0,
             h + b * H + sl.j0, h_next + b * H + sl.j0, y + row * H + sl.j0,

@@ -19,8 +19,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
                  Cache<T>* cache) {
   const Dims& d = s.d;
   const index_t H = d.H, P = d.P, GH = 4 * H;
-  const std::vector<T> xp =
-      cells::project_inputs(d, GH, x, w.W_ih, cells::folded_bias(GH, 0, w));
+  const std::vector<T> bias = cells::folded_bias(GH, 0, w);
   cells::init_state(d.B, P, h0, h_n);
   cells::init_state(d.B, H, c0, c_n);
   cells::zero_padding(s, P, y);
@@ -30,12 +29,13 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
 
   cells::forward_loop<T, kTrain>(s, 4, h_n, cache, [&](const Slice& sl) {
     const index_t n = sl.units();
+    cells::InputChunks<T> xp(s, 4, sl, x, w.W_ih, bias);
     auto W = cells::pack_gate_rows(w.W_hh, H, P, 0, 4, sl);  // [P, 4n]
     gemm::PackedB<T> Wr;  // W_hr[p0:p1]^T [H, cols]
     if (kProj) Wr = cells::pack(Trans::T, H, sl.cols(), w.W_hr + sl.p0 * H, H);
     std::vector<T> a(d.B * 4 * n), hp(kProj ? d.B * sl.cols() : 0);
-    return [&, sl, n, W = std::move(W), Wr = std::move(Wr), a = std::move(a),
-            hp = std::move(hp)](index_t step, const T* h, T* h_next,
+    return [&, sl, n, xp = std::move(xp), W = std::move(W), Wr = std::move(Wr),
+            a = std::move(a), hp = std::move(hp)](index_t step, const T* h, T* h_next,
                                 threads::Barrier& barrier) mutable {
       cells::mul(d.B, h, P, W, T(0), a.data(), 4 * n);
       for (index_t b = 0; b < d.B; ++b) {
@@ -43,7 +43,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
         const index_t row = s.row(step, b);
         const index_t at = row * H + sl.j0;  // unit j0 of this row, [T,B,H]
         kernels::LstmForward<T> args{
-            n, H, xp.data() + row * GH + sl.j0, a.data() + b * 4 * n,
+            n, H, xp.row(step, b), a.data() + b * 4 * n,
             c + b * H + sl.j0,
             kProj ? hc.data() + b * H + sl.j0 : h_next + b * P + sl.j0,
             kProj ? nullptr : y + row * P + sl.j0, nullptr, nullptr, nullptr};

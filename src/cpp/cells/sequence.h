@@ -137,24 +137,70 @@ std::vector<T> folded_bias(index_t GH, index_t inner, const CellWeights<T>& w) {
   return b;
 }
 
-// Xp [T*B, G*H] = x [T*B, I] W_ih^T + bias: every step's input product as one
-// GEMM before the loop.
+// One thread's input projection x W_ih^T + bias for its units, computed for
+// a chunk of steps at a time as one product (the time-independent work,
+// hoisted out of the step loop), so memory stays O(B*H) however long the
+// sequence.  Row (step - s0)*B + b of a chunk holds, for sequence b at
+// `step`, gate g of unit j at column g*n + j - j0.  Steps must be visited in
+// increasing order (the forward loop does).
 template <typename T>
-std::vector<T> project_inputs(const Dims& d, index_t GH, const T* x,
-                              const T* W_ih, const std::vector<T>& bias) {
-  const index_t rows = d.T * d.B;
-  std::vector<T> xp(static_cast<std::size_t>(rows * GH));
-  if (bias.empty()) {
-    parallel_gemm<T>(Trans::N, Trans::T, rows, GH, d.I, T(1), x, d.I, W_ih,
-                     d.I, T(0), xp.data(), GH);
-    return xp;
+class InputChunks {
+ public:
+  // bias: the folded bias [G*H] (folded_bias) or empty.
+  InputChunks(const Schedule& s, index_t G, const Slice& sl, const T* x,
+              const T* W_ih, const std::vector<T>& bias)
+      : s_(s), x_(x), cols_(G * sl.units()) {
+    const Dims& d = s.d;
+    W_ = pack_gate_rows(W_ih, d.H, d.I, 0, G, sl);
+    for (index_t g = 0; !bias.empty() && g < G; ++g)
+      bias_.insert(bias_.end(), bias.begin() + g * d.H + sl.j0,
+                   bias.begin() + g * d.H + sl.j1);
+    // Steps per chunk: the whole projection of a chunk about 1 MiB, at least
+    // one step.  It depends on G*H, not on this thread's share, so chunks
+    // (and each element's rounding) are the same for every thread count.
+    const index_t row_bytes = G * d.H * index_t(sizeof(T));
+    steps_ = std::max<index_t>(1, (1024 * 1024 / row_bytes) / d.B);
+    x_rows_.resize(static_cast<std::size_t>(steps_ * d.B * d.I));
+    xp_.resize(static_cast<std::size_t>(steps_ * d.B * cols_));
   }
-  for (index_t r = 0; r < rows; ++r)
-    std::copy(bias.begin(), bias.end(), xp.begin() + r * GH);
-  parallel_gemm<T>(Trans::N, Trans::T, rows, GH, d.I, T(1), x, d.I, W_ih,
-                   d.I, T(1), xp.data(), GH);
-  return xp;
-}
+
+  // The projection row of sequence b at `step` (b active at step).
+  const T* row(index_t step, index_t b) {
+    if (step < s0_ || step >= s1_) compute(step);
+    return xp_.data() + ((step - s0_) * s_.d.B + b) * cols_;
+  }
+
+ private:
+  void compute(index_t s0) {
+    const Dims& d = s_.d;
+    const index_t n = std::min(steps_, s_.steps() - s0);
+    s0_ = s0;
+    s1_ = s0 + n;
+    for (index_t k = 0; k < n; ++k)
+      for (index_t b = 0; b < d.B; ++b) {
+        T* dst = x_rows_.data() + (k * d.B + b) * d.I;
+        if (s_.active(s0 + k, b)) {
+          const T* src = x_ + s_.row(s0 + k, b) * d.I;
+          std::copy(src, src + d.I, dst);
+        } else {
+          std::fill(dst, dst + d.I, T(0));
+        }
+      }
+    const index_t rows = n * d.B;
+    mul(rows, x_rows_.data(), d.I, W_, T(0), xp_.data(), cols_);
+    if (!bias_.empty())
+      for (index_t r = 0; r < rows; ++r)
+        for (index_t j = 0; j < cols_; ++j) xp_[r * cols_ + j] += bias_[j];
+  }
+
+  const Schedule& s_;
+  const T* x_;
+  index_t cols_, steps_ = 1;
+  index_t s0_ = 0, s1_ = 0;  // the steps in xp_
+  gemm::PackedB<T> W_;
+  std::vector<T> bias_;
+  Buffer<T> x_rows_, xp_;
+};
 
 // Rows of a [T,B,width] array past each sequence's length are exactly zero.
 template <typename T>

@@ -3,8 +3,9 @@
 //
 // Each function takes an argument struct whose pointers the caller has
 // already offset to the first unit of the share; `n` is the number of units.
-// Gate blocks inside a [.., G*H] row are `gs` apart (gs = H: gate g of unit j
-// at g*H + j); the per-thread recurrent products a_h are `n` apart.
+// Gate blocks inside a [.., G*H] row (the cache's gates, the gradients) are
+// `gs` apart (gs = H: gate g of unit j at g*H + j); in the per-thread input
+// projections a_x and recurrent products a_h they are `n` apart.
 // Optional outputs are null when not wanted (inference keeps no cache).
 //
 // The functions live in src/cpp/kernels/gates_<isa>.cpp, one translation unit
@@ -20,7 +21,7 @@ namespace rnncore::kernels {
 template <typename T>
 struct LstmForward {
   index_t n, gs;
-  const T* a_x;   // [4, gs] input-side pre-activations (biases included)
+  const T* a_x;   // [4, n] input-side pre-activations (biases included)
   const T* a_h;   // [4, n] recurrent products
   T* c;           // [n] cell state, updated in place
   T* out;         // [n] o*tanh(c')
@@ -49,7 +50,7 @@ template <typename T>
 struct GruForward {
   index_t n, gs;
   bool reset_after;
-  const T* a_x;   // [3, gs]
+  const T* a_x;   // [3, n]
   const T* a_h;   // [3, n]
   const T* b_hn;  // [n] or null (reset_after only)
   const T* rh;    // [n] r*h (reset before only)

@@ -88,11 +88,11 @@ void lstm_forward(const LstmForward<T>& a) {
   T* g = a.gates;
   if (a.c_prev) std::memcpy(a.c_prev, a.c, sizeof(T) * n);
   if (g)
-    lstm_forward_loop<T, true>(n, x, x + gs, x + 2 * gs, x + 3 * gs, h,
+    lstm_forward_loop<T, true>(n, x, x + n, x + 2 * n, x + 3 * n, h,
                                h + n, h + 2 * n, h + 3 * n, a.c, a.out, g,
                                g + gs, g + 2 * gs, g + 3 * gs);
   else
-    lstm_forward_loop<T, false>(n, x, x + gs, x + 2 * gs, x + 3 * gs, h,
+    lstm_forward_loop<T, false>(n, x, x + n, x + 2 * n, x + 3 * n, h,
                                 h + n, h + 2 * n, h + 3 * n, a.c, a.out,
                                 nullptr, nullptr, nullptr, nullptr);
   if (a.c_new) std::memcpy(a.c_new, a.c, sizeof(T) * n);
@@ -165,11 +165,11 @@ void gru_forward_variant(const GruForward<T>& a, const T* bn) {
   T *g0 = nullptr, *g1 = nullptr, *g2 = nullptr;
   if (kTrain) g0 = g, g1 = g + gs, g2 = g + 2 * gs;
   if (a.reset_after)
-    gru_forward_loop<T, kTrain, true>(n, x, x + gs, x + 2 * gs, h, h + n,
+    gru_forward_loop<T, kTrain, true>(n, x, x + n, x + 2 * n, h, h + n,
                                       h + 2 * n, bn, a.h, a.h_new, g0, g1, g2,
                                       a.hn);
   else
-    gru_forward_loop<T, kTrain, false>(n, x, x + gs, x + 2 * gs, h, h + n,
+    gru_forward_loop<T, kTrain, false>(n, x, x + n, x + 2 * n, h, h + n,
                                        h + 2 * n, bn, a.h, a.h_new, g0, g1,
                                        g2, a.hn);
 }
