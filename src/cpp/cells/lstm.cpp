@@ -46,10 +46,9 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
             n, H, xp.row(step, b), a.data() + b * 4 * n,
             c + b * H + sl.j0,
             kProj ? hc.data() + b * H + sl.j0 : h_next + b * P + sl.j0,
-            kProj ? nullptr : y + row * P + sl.j0, nullptr, nullptr, nullptr};
+            kProj ? nullptr : y + row * P + sl.j0, nullptr, nullptr};
         if constexpr (kTrain) {
           args.gates = cache->gates.data() + row * GH + sl.j0;
-          args.c_prev = cache->c_prev.data() + at;
           args.c_new = cache->c.data() + at;
           if constexpr (kProj) args.out2 = cache->hc.data() + at;
         }
@@ -89,6 +88,11 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
   std::vector<T> dh_step(kProj ? d.B * P : 0);
   const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
 
+  // The cell state entering `step` for sequence b: the previous step's.
+  auto c_prev = [&](index_t step, index_t b) {
+    return step == 0 ? cache.c0.data() + b * H
+                     : cache.c.data() + s.row(step - 1, b) * H;
+  };
   cells::bptt_loop(cache, 4, [&](const Slice& sl) {
     const index_t n = sl.units();
     std::vector<T> dhc(kProj ? d.B * n : 0);  // reaching o*tanh(c), own units
@@ -117,7 +121,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
         const index_t at = row * H + sl.j0;
         const T* dy_row = dy ? dy + row * P + sl.j0 : nullptr;
         K.lstm_backward({n, H, cache.gates.data() + row * GH + sl.j0,
-                         cache.c_prev.data() + at, cache.c.data() + at,
+                         c_prev(step, b) + sl.j0, cache.c.data() + at,
                          kProj ? dhc.data() + b * n : dh + b * P + sl.j0,
                          kProj ? nullptr : dy_row, dc + b * H + sl.j0, ds,
                          dG.data() + row * GH + sl.j0});
@@ -148,7 +152,8 @@ void forward(const Schedule& s, const T* x, const T* h0, const T* c0,
   const Dims& d = s.d;
   cells::start_cache(*cache, s, 4, x, w);
   const std::size_t n = static_cast<std::size_t>(d.T * d.B * d.H);
-  cache->c_prev.resize(n);
+  cache->c0.assign(static_cast<std::size_t>(d.B * d.H), T(0));
+  if (c0) std::copy(c0, c0 + d.B * d.H, cache->c0.begin());
   cache->c.resize(n);
   cache->W_hr.clear();
   cache->hc.clear();

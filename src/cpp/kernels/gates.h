@@ -27,7 +27,6 @@ struct LstmForward {
   T* out;         // [n] o*tanh(c')
   T* out2;        // [n] a second copy of out, or null
   T* gates;       // [4, gs] i, f, g, o, or null
-  T* c_prev;      // [n] c before the step, or null
   T* c_new;       // [n] c after the step, or null
 };
 

@@ -86,7 +86,6 @@ void lstm_forward(const LstmForward<T>& a) {
   const index_t n = a.n, gs = a.gs;
   const T *x = a.a_x, *h = a.a_h;
   T* g = a.gates;
-  if (a.c_prev) std::memcpy(a.c_prev, a.c, sizeof(T) * n);
   if (g)
     lstm_forward_loop<T, true>(n, x, x + n, x + 2 * n, x + 3 * n, h,
                                h + n, h + 2 * n, h + 3 * n, a.c, a.out, g,

@@ -14,13 +14,14 @@ namespace rnncore::lstm {
 
 template <typename T>
 struct Cache : SeqCache<T> {
-  Buffer<T> c_prev;     // [T,B,H] cell state entering time t
-  Buffer<T> c;          // [T,B,H] cell state leaving time t
+  std::vector<T> c0;    // [B,H] initial cell state
+  Buffer<T> c;          // [T,B,H] cell state leaving time t (the state
+                        // entering a step is the previous step's, or c0)
   std::vector<T> W_hr;  // [P,H], empty without projection
   Buffer<T> hc;         // [T,B,H] o*tanh(c) before the projection; padded rows zero
   bool projected() const { return !W_hr.empty(); }
   std::size_t nbytes() const {
-    return SeqCache<T>::nbytes() + sizeof(T) * (c_prev.size() + c.size() +
+    return SeqCache<T>::nbytes() + sizeof(T) * (c0.size() + c.size() +
                                                 W_hr.size() + hc.size());
   }
 };
