@@ -63,7 +63,7 @@ void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
   alignas(64) T a_panel[kPanelBytes / sizeof(T)];
   for (index_t ir = 0; ir < M; ir += uk.mr) {
     const index_t m = std::min(uk.mr, M - ir);
-    pack_panel(a.at(ir, 0), a.rs, a.cs, m, m, kc, a_panel);
+    pack_panel(uk, a.at(ir, 0), a.rs, a.cs, m, m, kc, a_panel);
     T* c = C + ir * ldc;
     for (index_t jr = 0, j = 0; jr < nc; jr += uk.nr, ++j)
       uk.ukernel(m, std::min(uk.nr, nc - jr), kc, alpha, a_panel,
@@ -103,8 +103,7 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   auto pack_block = [&](index_t jc, index_t nc, index_t pc, index_t kc) {
     const index_t stride = kc * uk.nr;
     T* dst = buffer.reserve(std::size_t((nc + uk.nr - 1) / uk.nr * stride));
-    pack_b_panels(View<T>{b.at(pc, jc), b.rs, b.cs}, kc, nc, uk.nr, dst,
-                  stride);
+    pack_b_panels(uk, View<T>{b.at(pc, jc), b.rs, b.cs}, kc, nc, dst, stride);
     return Panels<T>{dst, stride};
   };
   blocked(uk, M, 0, N, K, alpha, op_view(ta, A, lda), pack_block, beta, C,
@@ -125,7 +124,7 @@ void pack_b(Trans tb, index_t K, index_t N, const T* B, index_t ldb,
   out.K_ = K;
   out.N_ = N;
   T* dst = out.panels_.reserve(std::size_t((N + uk.nr - 1) / uk.nr * stride));
-  pack_b_panels(op_view(tb, B, ldb), K, N, uk.nr, dst, stride);
+  pack_b_panels(uk, op_view(tb, B, ldb), K, N, dst, stride);
 }
 
 template <typename T>
