@@ -52,6 +52,30 @@ void pack_panel(const kernels::GemmKernels<T>& uk, const T* src, index_t s_q,
   }
 }
 
+// Rows [0, m) of a as ceil(m / mr) Ã micro-panels of k lines, panel i
+// (rows i*mr ..) at dst + i*mr*k, mr rows wide (the last one m % mr when
+// that is not 0).  Contiguous lines (a = op(A) of a transposed A) are read
+// once for all the panels: a whole source row of m values at a time, not
+// m/mr short pieces of rows far apart.
+template <typename T>
+void pack_a_panels(const kernels::GemmKernels<T>& uk, View<T> a, index_t m,
+                   index_t k, T* dst) {
+  if (a.rs != 1) {
+    for (index_t i = 0; i < m; i += uk.mr) {
+      const index_t w = std::min(uk.mr, m - i);
+      pack_panel(uk, a.at(i, 0), a.rs, a.cs, w, w, k, dst + i * k);
+    }
+    return;
+  }
+  for (index_t p = 0; p < k; ++p) {
+    const T* src = a.at(0, p);
+    for (index_t i = 0; i < m; i += uk.mr) {
+      const index_t w = std::min(uk.mr, m - i);
+      std::copy_n(src + i, w, dst + i * k + p * w);
+    }
+  }
+}
+
 // The k x n block of B at b as ceil(n / nr) panels of nr columns, panel j at
 // dst + j*stride.
 template <typename T>
