@@ -41,11 +41,16 @@ void pack_t_scalar(const T* src, index_t ld, index_t w, index_t width,
 // An Ã micro-panel is lines = columns p of A, q = rows i (w = m, width = MR);
 // a B̃ panel is lines = rows p of B, q = columns j (w = n, width = NR).
 // A view has one unit stride: contiguous lines (s_q == 1) are copied here,
-// the others (s_l == 1) go to the ISA's transposing pack.
+// the others (s_l == 1) go to the ISA's transposing pack, but for panels
+// of a few source rows (the Ã of a GEMV or of a batch of 2 or 3), where a
+// W x W transpose would move mostly zeros: the scalar loop is faster there.
 template <typename T>
 void pack_panel(const kernels::GemmKernels<T>& uk, const T* src, index_t s_q,
                 index_t s_l, index_t w, index_t width, index_t len, T* dst) {
-  if (s_q != 1) return uk.pack_t(src, s_q, w, width, len, dst);
+  constexpr index_t kMinTransposeRows = 4;
+  if (s_q != 1)
+    return (w < kMinTransposeRows ? pack_t_scalar<T> : uk.pack_t)(
+        src, s_q, w, width, len, dst);
   for (index_t l = 0; l < len; ++l) {
     T* d = std::copy_n(src + l * s_l, w, dst + l * width);
     std::fill(d, dst + (l + 1) * width, T(0));
