@@ -12,6 +12,13 @@ so NumPy's per-call overhead (~1 us) shows on the smallest shapes.  For
 M = 1 the product is a GEMV that streams W once: the ``GB/s`` column is
 K*N*itemsize / time, to compare with the memory (or cache) bandwidth.
 
+With ``--sequence`` it measures instead the products over all T*B rows of
+a sequence (R = T*B rows, GH = 4H gates, I = H inputs), as the cells run
+them once per call: the forward's input projection ``xp = x W_ih^T`` (NT),
+the backward's ``dx = dG W_ih`` (NN) and ``dW_ih = dG^T x`` (TN, K = R)::
+
+    python bench/gemm_bench.py --sequence
+
 Times are the calling thread's CPU time (both libraries run in it), medians
 of interleaved rounds.  Run on one thread, without OPENBLAS_CORETYPE (it can select a slower
 OpenBLAS kernel)::
@@ -113,10 +120,49 @@ def square(rng, n, dtype):
     return 2.0 * n**3, t["gemm"], t["numpy"]
 
 
+def bench_sequence(rng, R, H, dtype):
+    """GFLOP/s of the three products over all R = T*B rows, and NumPy's."""
+    GH, I = 4 * H, H
+    dG = rng.standard_normal((R, GH)).astype(dtype)
+    w = rng.standard_normal((GH, I)).astype(dtype)
+    x = rng.standard_normal((R, I)).astype(dtype)
+    products = {  # name: (ta, tb, A, B, C)
+        "NN dx": ("N", "N", dG, w, np.empty((R, I), dtype)),
+        "TN dW": ("T", "N", dG, x, np.empty((GH, I), dtype)),
+        "NT xp": ("N", "T", x, w, np.empty((R, GH), dtype)),
+    }
+    runs = {}
+    for name, (ta, tb, a, b, c) in products.items():
+        def ours(repeat, ta=ta, tb=tb, a=a, b=b, c=c):
+            _core._testing_gemm(ta, tb, 1.0, a, b, 0.0, c, repeat=repeat)
+        ours(1)
+        check(c, (a if ta == "N" else a.T) @ (b if tb == "N" else b.T), dtype)
+        runs[name] = ours
+        runs[name + " numpy"] = numpy_loop(a if ta == "N" else a.T,
+                                           b if tb == "N" else b.T, c)
+    t = seconds_per_call(runs, rounds=5)
+    return {name: 2.0 * R * GH * I / v / 1e9 for name, v in t.items()}
+
+
+def main_sequence(rng, dtype):
+    print("| H | R | NN dx | TN dW | NT xp | numpy NN | numpy TN | numpy NT |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for H in (256, 512, 1024):
+        for R in (1000, 3200, 12800):
+            g = bench_sequence(rng, R, H, dtype)
+            names = ("NN dx", "TN dW", "NT xp")
+            print(f"| {H} | {R} | "
+                  + " | ".join(f"{g[n]:.1f}" for n in names) + " | "
+                  + " | ".join(f"{g[n + ' numpy']:.1f}" for n in names) + " |",
+                  flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--isa", default=None, help="kernel set (default: auto)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--sequence", action="store_true",
+                        help="the products over all T*B rows (see above)")
     args = parser.parse_args()
     if args.isa:
         _core._set_isa(args.isa)
@@ -126,6 +172,8 @@ def main():
     print(f"rnncore isa={_core.cpu_info()['isa']} dtype={args.dtype} env={env}")
     if env["OPENBLAS_CORETYPE"]:
         print("warning: OPENBLAS_CORETYPE is set; NumPy may run a slower kernel")
+    if args.sequence:
+        return main_sequence(rng, dtype)
 
     print("| H | M | gemm GFLOP/s | packed GFLOP/s | numpy GFLOP/s "
           "| packed/numpy | packed GB/s |")

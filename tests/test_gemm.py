@@ -117,6 +117,39 @@ def test_gemm_rnn_shapes(isa, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_gemm_rounding_does_not_depend_on_the_split(isa, dtype, ta, tb, rng):
+    # The cells split a product among threads by columns (any range) or by
+    # rows at whole micro-tiles, the short remainder on the last share, and
+    # rely on every element being summed in the same order for a given M, K
+    # and ISA.  M crosses the slabs of a transposed A, K the K blocks.
+    mr, _ = tile(isa, dtype)
+    M, N, K = 260, 75, 1100
+    a = strided(rng, *((M, K) if ta == "N" else (K, M)), dtype)
+    b = strided(rng, *((K, N) if tb == "N" else (N, K)), dtype)
+    c0 = c_start(rng, M, N, dtype, 0.5)
+    whole = c0.copy()
+    _core._testing_gemm(ta, tb, 0.75, a, b, 0.5, whole)
+
+    def rows(r0, r1):
+        return a[r0:r1] if ta == "N" else a[:, r0:r1]
+
+    def cols(j0, j1):
+        return b[:, j0:j1] if tb == "N" else b[j0:j1]
+
+    for j0, j1 in [(0, 1), (0, 33), (5, 75), (32, 64), (74, 75)]:
+        part = c0[:, j0:j1].copy()
+        _core._testing_gemm(ta, tb, 0.75, a, cols(j0, j1), 0.5, part)
+        np.testing.assert_array_equal(part, whole[:, j0:j1], f"columns {j0}:{j1}")
+    for cuts in [(mr,), (3 * mr, 7 * mr), ((M // mr - 1) * mr,)]:
+        bounds = (0, *cuts, M)
+        for r0, r1 in zip(bounds, bounds[1:]):
+            part = c0[r0:r1].copy()
+            _core._testing_gemm(ta, tb, 0.75, rows(r0, r1), b, 0.5, part)
+            np.testing.assert_array_equal(part, whole[r0:r1], f"rows {r0}:{r1}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_alpha_zero_reads_neither_a_nor_b(isa, dtype, rng):
     a = np.full((5, 4), np.nan, dtype)
     b = np.full((4, 6), np.nan, dtype)

@@ -55,38 +55,44 @@ void scale(index_t M, index_t n0, index_t n1, T beta, T* C, index_t ldc) {
   }
 }
 
-// C[M, nc] = alpha * a[M, kc] * B̃ + beta * C: the two inner loops of
-// blocking.h, packing each Ã micro-panel into L1 on the stack.
+// C[M, nc] = alpha * a[M, kc] * B̃ + beta * C: the inner loops of
+// blocking.h, packing `rows` rows of Ã at a time into a_room.
 template <typename T>
 void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
-                   T alpha, View<T> a, Panels<T> b, T beta, T* C, index_t ldc) {
-  alignas(64) T a_panel[kPanelBytes / sizeof(T)];
-  for (index_t ir = 0; ir < M; ir += uk.mr) {
-    const index_t m = std::min(uk.mr, M - ir);
-    pack_panel(a.at(ir, 0), a.rs, a.cs, m, m, kc, a_panel);
-    T* c = C + ir * ldc;
-    for (index_t jr = 0, j = 0; jr < nc; jr += uk.nr, ++j)
-      uk.ukernel(m, std::min(uk.nr, nc - jr), kc, alpha, a_panel,
-                 b.b + j * b.stride, beta, c + jr, ldc);
+                   T alpha, View<T> a, Panels<T> b, T beta, T* C, index_t ldc,
+                   index_t rows, T* a_room) {
+  for (index_t ic = 0; ic < M; ic += rows) {
+    const index_t mc = std::min(rows, M - ic);
+    pack_a_panels(uk, View<T>{a.at(ic, 0), a.rs, a.cs}, mc, kc, a_room);
+    for (index_t ir = 0; ir < mc; ir += uk.mr) {
+      const index_t m = std::min(uk.mr, mc - ir);
+      T* c = C + (ic + ir) * ldc;
+      for (index_t jr = 0, j = 0; jr < nc; jr += uk.nr, ++j)
+        uk.ukernel(m, std::min(uk.nr, nc - jr), kc, alpha, a_room + ir * kc,
+                   b.b + j * b.stride, beta, c + jr, ldc);
+    }
   }
 }
 
 // C[:, n0:n1] = alpha * a[M,K] * op(B)[:, n0:n1] + beta * C[:, n0:n1], where
-// b_block(jc, nc, pc, kc) supplies the B̃ panels of op(B)[pc:pc+kc, jc:jc+nc].
-template <typename T, typename BBlock>
+// b_block(jc, nc, pc, kc) supplies the B̃ panels of op(B)[pc:pc+kc, jc:jc+nc]
+// and a_room(blk) room for min(M, blk.mc) x blk.kc values of Ã (by_slab:
+// see blocking()).
+template <typename T, typename BBlock, typename ARoom>
 void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
-             index_t K, T alpha, View<T> a, BBlock&& b_block, T beta, T* C,
-             index_t ldc) {
+             index_t K, T alpha, View<T> a, bool by_slab, BBlock&& b_block,
+             ARoom&& a_room, T beta, T* C, index_t ldc) {
   if (M == 0 || n1 == n0) return;
   if (K == 0 || alpha == T(0)) return scale(M, n0, n1, beta, C, ldc);
-  const Blocking blk = blocking(uk, M);
+  const Blocking blk = blocking(uk, M, by_slab);
+  T* const a_panels = a_room(blk);
   for (index_t jc = n0; jc < n1; jc += blk.nc) {
     const index_t nc = std::min(blk.nc, n1 - jc);
     for (index_t pc = 0; pc < K; pc += blk.kc) {
       const index_t kc = std::min(blk.kc, K - pc);
       block_product(uk, M, nc, kc, alpha, View<T>{a.at(0, pc), a.rs, a.cs},
                     b_block(jc, nc, pc, kc), pc == 0 ? beta : T(1), C + jc,
-                    ldc);
+                    ldc, blk.mc, a_panels);
     }
   }
 }
@@ -98,17 +104,19 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
           const T* A, index_t lda, const T* B, index_t ldb, T beta, T* C,
           index_t ldc) {
   const GemmKernels<T>& uk = dispatch::active().gemm<T>();
-  thread_local detail::AlignedBuffer<T> buffer;
+  thread_local detail::AlignedBuffer<T> buffer, a_buffer;
   const View<T> b = op_view(tb, B, ldb);
   auto pack_block = [&](index_t jc, index_t nc, index_t pc, index_t kc) {
     const index_t stride = kc * uk.nr;
     T* dst = buffer.reserve(std::size_t((nc + uk.nr - 1) / uk.nr * stride));
-    pack_b_panels(View<T>{b.at(pc, jc), b.rs, b.cs}, kc, nc, uk.nr, dst,
-                  stride);
+    pack_b_panels(uk, View<T>{b.at(pc, jc), b.rs, b.cs}, kc, nc, dst, stride);
     return Panels<T>{dst, stride};
   };
-  blocked(uk, M, 0, N, K, alpha, op_view(ta, A, lda), pack_block, beta, C,
-          ldc);
+  auto a_room = [&](const Blocking& blk) {
+    return a_buffer.reserve(std::size_t(std::min(M, blk.mc) * blk.kc));
+  };
+  blocked(uk, M, 0, N, K, alpha, op_view(ta, A, lda), ta == Trans::T,
+          pack_block, a_room, beta, C, ldc);
 }
 
 template <typename T>
@@ -125,7 +133,7 @@ void pack_b(Trans tb, index_t K, index_t N, const T* B, index_t ldb,
   out.K_ = K;
   out.N_ = N;
   T* dst = out.panels_.reserve(std::size_t((N + uk.nr - 1) / uk.nr * stride));
-  pack_b_panels(op_view(tb, B, ldb), K, N, uk.nr, dst, stride);
+  pack_b_panels(uk, op_view(tb, B, ldb), K, N, dst, stride);
 }
 
 template <typename T>
@@ -144,8 +152,11 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
   auto panels = [&](index_t jc, index_t, index_t pc, index_t) {
     return Panels<T>{B.panels_.data() + jc / nr * stride + pc * nr, stride};
   };
-  blocked(*B.kernels_, M, n0, n1, B.K_, alpha, View<T>{A, lda, 1}, panels,
-          beta, C, ldc);
+  // A is not transposed: one Ã micro-panel at a time, on the stack.
+  alignas(64) T a_panel[kPanelBytes / sizeof(T)];
+  auto a_room = [&](const Blocking&) { return a_panel; };
+  blocked(*B.kernels_, M, n0, n1, B.K_, alpha, View<T>{A, lda, 1}, false,
+          panels, a_room, beta, C, ldc);
 }
 
 #define RNNCORE_GEMM_INSTANTIATE(T)                                          \

@@ -1,10 +1,10 @@
-// Portable packing into the micro-kernel's panels (layout in
-// kernels/kernel_table.h).  Internal to src/cpp/gemm.
+// Packing into the micro-kernel's panels (layout in kernels/kernel_table.h).
+// Internal to src/cpp/gemm.
 #pragma once
 
 #include <algorithm>
 
-#include "rnncore/common.h"
+#include "kernels/kernel_table.h"
 
 namespace rnncore::gemm {
 
@@ -17,39 +17,78 @@ struct View {
   const T* at(index_t r, index_t c) const { return p + r * rs + c * cs; }
 };
 
-// One panel, `len` lines of `width` values:
-//   dst[l*width + q] = src[q*s_q + l*s_l]  for q < w,   0 for w <= q < width.
-// An Ã micro-panel is lines = columns p of A, q = rows i (w = m, width = MR);
-// a B̃ panel is lines = rows p of B, q = columns j (w = n, width = NR).
-// When a line is not contiguous in src (s_q != 1), lines are copied
-// kLines at a time, source row q by source row q, so that both the source
-// rows and the destination lines being written stay in L1.
+// The scalar transposing pack (contract: kernels::PackT), the reference
+// kernels' entry.  Lines are copied kLines at a time, source row q by
+// source row q, so that both the source rows and the destination lines
+// being written stay in L1.
 template <typename T>
-void pack_panel(const T* src, index_t s_q, index_t s_l, index_t w,
-                index_t width, index_t len, T* dst) {
+void pack_t_scalar(const T* src, index_t ld, index_t w, index_t width,
+                   index_t len, T* dst) {
   constexpr index_t kLines = 16;
   for (index_t l0 = 0; l0 < len; l0 += kLines) {
     const index_t lines = std::min(kLines, len - l0);
     T* d = dst + l0 * width;
-    if (s_q == 1)
+    for (index_t q = 0; q < w; ++q)
       for (index_t l = 0; l < lines; ++l)
-        std::copy_n(src + (l0 + l) * s_l, w, d + l * width);
-    else
-      for (index_t q = 0; q < w; ++q)
-        for (index_t l = 0; l < lines; ++l)
-          d[l * width + q] = src[q * s_q + (l0 + l) * s_l];
+        d[l * width + q] = src[q * ld + l0 + l];
     for (index_t l = 0; l < lines; ++l)
       std::fill(d + l * width + w, d + (l + 1) * width, T(0));
+  }
+}
+
+// One panel, `len` lines of `width` values:
+//   dst[l*width + q] = src[q*s_q + l*s_l]  for q < w,   0 for w <= q < width.
+// An Ã micro-panel is lines = columns p of A, q = rows i (w = m, width = MR);
+// a B̃ panel is lines = rows p of B, q = columns j (w = n, width = NR).
+// A view has one unit stride: contiguous lines (s_q == 1) are copied here,
+// the others (s_l == 1) go to the ISA's transposing pack, but for panels
+// of a few source rows (the Ã of a GEMV or of a batch of 2 or 3), where a
+// W x W transpose would move mostly zeros: the scalar loop is faster there.
+template <typename T>
+void pack_panel(const kernels::GemmKernels<T>& uk, const T* src, index_t s_q,
+                index_t s_l, index_t w, index_t width, index_t len, T* dst) {
+  constexpr index_t kMinTransposeRows = 4;
+  if (s_q != 1)
+    return (w < kMinTransposeRows ? pack_t_scalar<T> : uk.pack_t)(
+        src, s_q, w, width, len, dst);
+  for (index_t l = 0; l < len; ++l) {
+    T* d = std::copy_n(src + l * s_l, w, dst + l * width);
+    std::fill(d, dst + (l + 1) * width, T(0));
+  }
+}
+
+// Rows [0, m) of a as ceil(m / mr) Ã micro-panels of k lines, panel i
+// (rows i*mr ..) at dst + i*mr*k, mr rows wide (the last one m % mr when
+// that is not 0).  Contiguous lines (a = op(A) of a transposed A) are read
+// once for all the panels: a whole source row of m values at a time, not
+// m/mr short pieces of rows far apart.
+template <typename T>
+void pack_a_panels(const kernels::GemmKernels<T>& uk, View<T> a, index_t m,
+                   index_t k, T* dst) {
+  if (a.rs != 1) {
+    for (index_t i = 0; i < m; i += uk.mr) {
+      const index_t w = std::min(uk.mr, m - i);
+      pack_panel(uk, a.at(i, 0), a.rs, a.cs, w, w, k, dst + i * k);
+    }
+    return;
+  }
+  for (index_t p = 0; p < k; ++p) {
+    const T* src = a.at(0, p);
+    for (index_t i = 0; i < m; i += uk.mr) {
+      const index_t w = std::min(uk.mr, m - i);
+      std::copy_n(src + i, w, dst + i * k + p * w);
+    }
   }
 }
 
 // The k x n block of B at b as ceil(n / nr) panels of nr columns, panel j at
 // dst + j*stride.
 template <typename T>
-void pack_b_panels(View<T> b, index_t k, index_t n, index_t nr, T* dst,
-                   index_t stride) {
-  for (index_t j = 0; j < n; j += nr, dst += stride)
-    pack_panel(b.at(0, j), b.cs, b.rs, std::min(nr, n - j), nr, k, dst);
+void pack_b_panels(const kernels::GemmKernels<T>& uk, View<T> b, index_t k,
+                   index_t n, T* dst, index_t stride) {
+  for (index_t j = 0; j < n; j += uk.nr, dst += stride)
+    pack_panel(uk, b.at(0, j), b.cs, b.rs, std::min(uk.nr, n - j), uk.nr, k,
+               dst);
 }
 
 }  // namespace rnncore::gemm

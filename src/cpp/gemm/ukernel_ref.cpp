@@ -6,6 +6,7 @@
 // Tiles: MR = 4 rows by NR = 16 bytes * 2 / sizeof(T) columns (two 128-bit
 // vectors per row, the SSE2/NEON baseline: 4x8 fp32, 4x4 fp64), so a
 // compiler that vectorises the j loops keeps the accumulators in registers.
+#include "gemm/pack.h"
 #include "kernels/kernel_table.h"
 
 namespace rnncore::kernels {
@@ -28,7 +29,7 @@ void ukernel_ref(index_t m, index_t n, index_t k, T alpha, const T* a,
 template <typename T>
 GemmKernels<T> reference_kernels() {
   constexpr int MR = 4, NR = 32 / sizeof(T);
-  return {MR, NR, &ukernel_ref<T, MR, NR>};
+  return {MR, NR, &ukernel_ref<T, MR, NR>, &gemm::pack_t_scalar<T>};
 }
 
 }  // namespace

@@ -44,11 +44,27 @@ template <typename T>
 using UKernel = void (*)(index_t m, index_t n, index_t k, T alpha, const T* a,
                          const T* b, T beta, T* c, index_t ldc);
 
+// The transposing pack: one panel of `len` lines of `width` values whose
+// lines are columns of the source (row stride ld, unit column stride):
+//
+//   dst[l*width + q] = src[q*ld + l]   for q < w,   0 for w <= q < width,
+//
+// for l < len, 1 <= w <= width.  It packs Ã from a row-major A (op(A) = A:
+// q = row i, l = column p, width = m) and B̃ from a row-major B read
+// transposed (op(B) = B^T: q = column j, l = row p, width = NR).  The
+// other packs copy contiguous lines and are portable (gemm/pack.h).  ISA
+// versions transpose W x W blocks in registers (W = vector width); the
+// reference is the scalar loop.  Both write the same values.
+template <typename T>
+using PackT = void (*)(const T* src, index_t ld, index_t w, index_t width,
+                       index_t len, T* dst);
+
 template <typename T>
 struct GemmKernels {
   index_t mr = 0;  // micro-tile rows (MR)
   index_t nr = 0;  // micro-tile columns (NR), the width of every B̃ panel
   UKernel<T> ukernel = nullptr;
+  PackT<T> pack_t = nullptr;
 };
 
 struct KernelTable {

@@ -10,7 +10,8 @@
 //
 // V provides:  T, reg, width;  zero(), set1(x), load(p), load_n(p, n),
 //              store(p, r), store_n(p, r, n) (first n lanes only),
-//              fmadd(a, b, c) = a*b + c, mul(a, b), add(a, b).
+//              fmadd(a, b, c) = a*b + c, mul(a, b), add(a, b),
+//              transpose(r[width]) (r[i] lane j <-> r[j] lane i).
 #pragma once
 
 #include <utility>
@@ -23,6 +24,45 @@ namespace {
 // FMA latency (4 cycles) x FMA pipes (2) on Zen 4 and on Intel cores since
 // Skylake: fewer independent accumulators than this leave the pipes idle.
 constexpr int kMinChains = 8;
+
+// The transposing pack (contract: kernels::PackT), W x W blocks at a time:
+// W source rows of W values (one vector each; rows past w are zeros, the
+// lines' zero padding), transposed in registers, then stored as W lines of
+// up to W values.  Source rows are read whole, a cache line or two each,
+// and every store is a vector; the scalar loop it replaces moved one value
+// per load and store.
+template <class V>
+void pack_t(const typename V::T* src, index_t ld, index_t w, index_t width,
+            index_t len, typename V::T* dst) {
+  using reg = typename V::reg;
+  constexpr int W = V::width;
+  for (index_t l0 = 0; l0 < len; l0 += W) {
+    const index_t lines = len - l0 < W ? len - l0 : W;
+    for (index_t q0 = 0; q0 < width; q0 += W) {
+      const index_t rows = w - q0 < W ? w - q0 : W;  // may be <= 0
+      const index_t cols = width - q0 < W ? width - q0 : W;
+      const typename V::T* s = src + q0 * ld + l0;
+      reg r[W];
+#pragma GCC unroll 16
+      for (int q = 0; q < W; ++q)
+        r[q] = q >= rows      ? V::zero()
+               : lines == W ? V::load(s + q * ld)
+                            : V::load_n(s + q * ld, lines);
+      V::transpose(r);
+      typename V::T* d = dst + l0 * width + q0;
+      if (cols == W)
+#pragma GCC unroll 16
+        for (int l = 0; l < W; ++l) {
+          if (l < lines) V::store(d + l * width, r[l]);
+        }
+      else
+#pragma GCC unroll 16
+        for (int l = 0; l < W; ++l) {
+          if (l < lines) V::store_n(d + l * width, r[l], cols);
+        }
+    }
+  }
+}
 
 // Register-blocked tile of MR x NR, NR = NV vectors of V.
 //
@@ -146,7 +186,7 @@ struct MicroKernel {
         n, k, alpha, a, b, beta, c, ldc);
   }
 
-  static GemmKernels<T> kernels() { return {MR, NR, &run}; }
+  static GemmKernels<T> kernels() { return {MR, NR, &run, &pack_t<V>}; }
 };
 
 }  // namespace
