@@ -26,6 +26,7 @@ from .cells import GRUCell, LSTMCell, RNNCell
 from .layers import GRU, LSTM, RNN
 from .serialization import load
 from . import losses, nn, optim, training
+from . import models, text
 from .training import EarlyStopping, GradientMonitor, GradientWarning, History, clip_grad_norm, clip_grad_value
 from ._core import cpu_info as _cpu_info
 from ._core import get_num_threads as _get_num_threads
@@ -39,7 +40,7 @@ except PackageNotFoundError:  # running from a source tree without metadata
 __all__ = ["__version__", "cpu_info", "functional", "reference",
            "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "load", "no_grad",
            "nn", "losses", "optim", "training", "clip_grad_norm", "clip_grad_value",
-           "GradientMonitor", "GradientWarning", "EarlyStopping", "History"]
+           "GradientMonitor", "GradientWarning", "EarlyStopping", "History", "models", "text"]
 
 
 def cpu_info() -> dict:

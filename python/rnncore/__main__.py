@@ -1,4 +1,4 @@
-"""Command line: ``python -m rnncore info``."""
+"""Command line: ``python -m rnncore info`` and ``python -m rnncore demo``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 import numpy as np
 
 from . import cpu_info, functional, reference
+from .demo import DEFAULTS as DEMO_DEFAULTS
+from .demo import run as run_demo
 
 
 def self_check(seed: int = 0) -> list[tuple[str, str, float]]:
@@ -64,13 +66,33 @@ def info() -> int:
     return 0 if ok else 1
 
 
+def _int_at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rnncore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, CPU, kernels, and a self-check")
+    demo = sub.add_parser("demo", help="train a sequence-to-sequence model to add numbers written as text")
+    demo.add_argument("--cell", choices=("lstm", "gru", "rnn"), default=DEMO_DEFAULTS["cell"],
+                      help="recurrent cell (default: %(default)s)")
+    demo.add_argument("--epochs", type=_int_at_least(1), default=DEMO_DEFAULTS["epochs"],
+                      help="passes over the training sums (default: %(default)s)")
+    demo.add_argument("--seed", type=_int_at_least(0), default=DEMO_DEFAULTS["seed"],
+                      help="seed of the data, the initialisation and the shuffling (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.command == "info":
         return info()
+    if args.command == "demo":
+        run_demo(cell=args.cell, epochs=args.epochs, seed=args.seed)
+        return 0
     return 2
 
 
