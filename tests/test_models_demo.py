@@ -29,7 +29,7 @@ def test_sums_are_distinct_and_held_out_ones_unseen():
 def test_reduced_demo_learns_to_add():
     """A few seconds of training: far above chance (guessing a sum exactly: ~0.1%)."""
     out = io.StringIO()
-    result = demo.run(train_size=4000, test_size=200, epochs=4, hidden_size=64, batch_size=32, lr=0.01,
+    result = demo.run(train_size=6000, test_size=200, epochs=5, hidden_size=40, batch_size=32, lr=0.015,
                       progress=False, examples=4, out=out)
     assert result["accuracy"] >= 0.1
     history = result["history"].history

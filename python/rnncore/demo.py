@@ -32,7 +32,7 @@ __all__ = ["DEFAULTS", "VOCAB", "make_sums", "encode", "run"]
 
 VOCAB = Vocab("0123456789+")
 
-DEFAULTS = {"cell": "lstm", "epochs": 15, "seed": 0, "train_size": 20000, "test_size": 1000, "digits": 3,
+DEFAULTS = {"cell": "lstm", "epochs": 10, "seed": 0, "train_size": 40000, "test_size": 1000, "digits": 3,
             "hidden_size": 128, "batch_size": 128, "lr": 0.01, "schedule": "cosine", "dropout": 0.0}
 
 

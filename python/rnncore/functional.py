@@ -15,7 +15,17 @@ zero, its final state is its state after its own last step, and with
 A forward pass with ``keep_cache=True`` returns an opaque cache for the
 matching ``*_backward``; with ``keep_cache=False`` nothing is kept per step
 and the cache is ``None``.  The cache holds its own copies of the inputs and
-weights, so they may change after forward returns.
+weights, so they may change after forward returns; it is never modified,
+so backward may use it from any thread.
+
+Non-finite values never raise: NaN or inf in inputs, states or weights go
+through the kernels, and every output (and gradient) a NaN reaches is NaN,
+exactly as in :mod:`rnncore.reference`.  An infinity may saturate a gate
+(a finite result) or meet another one (inf - inf, 0 * inf: NaN), depending
+on the order of operations.  Training tools stop on them:
+:func:`rnncore.clip_grad_norm` and ``Optimizer.step`` raise
+FloatingPointError (``Optimizer.step(..., skip_nonfinite=True)`` skips the
+step instead).
 """
 
 from __future__ import annotations

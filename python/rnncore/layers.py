@@ -26,6 +26,16 @@ the parameter gradients into ``layer.grads``.  ``train()`` and ``eval()``
 switch only the dropout between layers (and with it the default of
 ``keep_cache``).
 
+Threads
+-------
+The kernels release the GIL, so Python threads run layers in parallel.
+Inference on one layer (``eval()``, :class:`rnncore.no_grad` or
+``keep_cache=False``) may be called from many threads at once and gives
+the same arrays as serial calls.  Training state -- the cache kept for
+:meth:`backward`, ``grads`` and the dropout generator -- belongs to the
+layer object and is not shared safely between threads: train each layer
+from one thread at a time (one layer per thread is fine).
+
 Examples
 --------
 >>> import numpy as np, rnncore
@@ -487,12 +497,24 @@ class _Layer(_Module):
             "seed": _check_seed(owner, seed),
         }
         init_seed, dropout_seed = np.random.SeedSequence(config["seed"]).spawn(2)
-        shapes = self._stack_of(config).param_shapes()
+        stack = self._stack_of(config)
+        self._check_addressable(stack, np.dtype(config["dtype"]).itemsize)
+        shapes = stack.param_shapes()
         self._setup(config, self._initial_params(shapes, config["hidden_size"], config["dtype"], init_seed))
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
         self.training = True
         self._dropout_rng = np.random.default_rng(dropout_seed)
         self._pending = "no forward pass has run yet"
+
+    def _check_addressable(self, stack, itemsize):
+        """Refuse, in O(1), sizes whose parameters no address space holds: building
+        them would otherwise loop over ``num_layers`` before any allocation fails."""
+        L = stack.num_layers
+        per_layer = [sum(math.prod(shape) for shape in stack.role_shapes(k).values()) for k in range(min(L, 2))]
+        count = stack.directions * (per_layer[0] + (L - 1) * per_layer[-1])
+        if count * itemsize > sys.maxsize:
+            raise ValueError(f"{type(self).__name__}: num_layers={L}, hidden_size={stack.hidden_size} and "
+                             f"input_size={stack.input_size} need {count} parameters, more than can be addressed")
 
     def _check_dropout(self, value, num_layers):
         owner = type(self).__name__

@@ -95,15 +95,28 @@ def _check_count(arg: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def _check_number(arg: str, value: Any) -> float:
+    """``value`` as a float, NaN and infinities included (bools, strings ... refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{arg} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
 def _check_real(
     arg: str, value: Any, low: float = -math.inf, high: float = math.inf, *, high_open: bool = False
 ) -> float:
     """``value`` as a float in ``[low, high]``, or ``[low, high)`` (bools and NaN refused)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{arg} must be a real number, got {type(value).__name__}")
+    _check_number(arg, value)
     if not (low <= value < high if high_open else low <= value <= high):
         raise ValueError(f"{arg} must be in [{low:g}, {high:g}{')' if high_open else ']'}, got {value}")
     return float(value)
+
+
+def _check_flag(arg: str, value: Any) -> bool:
+    """``value`` as a bool; TypeError for anything else (no truthiness: ``"no"`` is not False)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{arg} must be a bool, got {type(value).__name__}")
+    return bool(value)
 
 
 def _check_choice(arg: str, value: Any, choices: Sequence[str]) -> str:
@@ -299,7 +312,7 @@ class Module:
 
     def train(self, mode: bool = True) -> "Module":
         """Set training mode (dropout active) here and in every child; returns self."""
-        self.training = bool(mode)
+        self.training = _check_flag("mode", mode)
         for child in self.named_children().values():
             if mode:
                 child.train()

@@ -45,7 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from .nn import _check_choice, _check_count, _check_float_array, _check_real, _raise_problems, _state_problems
+from .nn import (_check_choice, _check_count, _check_flag, _check_float_array, _check_number, _check_real,
+                 _raise_problems, _state_problems)
 
 __all__ = [
     "Optimizer",
@@ -95,6 +96,7 @@ class Optimizer:
         self.lr = _check_real("lr", lr, 0.0)
         self.weight_decay = _check_real("weight_decay", weight_decay, 0.0)
         self.steps = 0
+        self.skipped_steps = 0
         self.state = self._new_state(self.hyperparams())
 
     def hyperparams(self) -> dict:
@@ -109,9 +111,22 @@ class Optimizer:
         names = self._buffer_names(hyperparams)
         return {name: {b: np.zeros_like(p) for b in names} for name, p in self.params.items()}
 
-    def step(self, grads: Mapping) -> None:
-        """Update every parameter in place from ``grads`` (same names, shapes, dtypes)."""
+    def step(self, grads: Mapping, *, skip_nonfinite: bool = False) -> None:
+        """Update every parameter in place from ``grads`` (same names, shapes, dtypes).
+
+        A NaN or infinite gradient would poison the parameters and the
+        buffers for good: then nothing changes and FloatingPointError names
+        the parameters, or, with ``skip_nonfinite=True``, the step is
+        skipped (counted in ``skipped_steps``; ``steps`` does not advance).
+        """
         _raise_problems("grads", _state_problems(self.params, grads, "grads"))
+        bad = [name for name in self.params if not np.isfinite(grads[name]).all()]
+        if bad:
+            if _check_flag("skip_nonfinite", skip_nonfinite):
+                self.skipped_steps += 1
+                return
+            raise FloatingPointError(f"non-finite gradients: {', '.join(bad)}; nothing was updated "
+                                     "(pass skip_nonfinite=True to skip such steps)")
         self.steps += 1
         for name, p in self.params.items():
             self._update(p, grads[name], self.state[name])
@@ -187,7 +202,7 @@ class SGD(Optimizer):
     ) -> None:
         self.momentum = _check_real("momentum", momentum, 0.0)
         self.dampening = _check_real("dampening", dampening)
-        self.nesterov = bool(nesterov)
+        self.nesterov = _check_flag("nesterov", nesterov)
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise ValueError("nesterov=True needs momentum > 0 and dampening == 0")
         super().__init__(params, lr, weight_decay)
@@ -241,7 +256,7 @@ class RMSprop(Optimizer):
         self.alpha = _check_real("alpha", alpha, 0.0, 1.0)
         self.eps = _check_real("eps", eps, 0.0)
         self.momentum = _check_real("momentum", momentum, 0.0)
-        self.centered = bool(centered)
+        self.centered = _check_flag("centered", centered)
         super().__init__(params, lr, weight_decay)
 
     def _buffer_names(self, hyperparams: Mapping) -> tuple:
@@ -503,8 +518,11 @@ class ReduceLROnPlateau(LRScheduler):
         return metric > (self.best * (1 + self.threshold) if relative else self.best + self.threshold)
 
     def step(self, metric: Any) -> None:  # type: ignore[override]
-        """Record this epoch's ``metric`` and lower the learning rate on a plateau."""
-        metric = float(metric)
+        """Record this epoch's ``metric`` and lower the learning rate on a plateau.
+
+        A NaN metric never improves on the best (as in PyTorch).
+        """
+        metric = _check_number("metric", metric)
         self.last_epoch += 1
         if self._improves(metric):
             self.best = metric

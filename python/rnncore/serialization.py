@@ -8,6 +8,13 @@ name and the constructor arguments.  :func:`load` reads it with
 checksums catch corrupted bytes.  A loaded module starts in train mode
 with zero gradients, like a freshly built one.
 
+Saving is atomic: the archive is written to a temporary file in the same
+directory, flushed to disk, then renamed over ``path``, so a crash or a
+full disk mid-save leaves the previous file intact (at worst a stray
+``.<name>.<random>.tmp`` file next to it).  Loading never executes code
+and reads an array only after checking that its header's shape and dtype
+agree with the bytes the archive holds for it.
+
 Examples
 --------
 >>> import os, tempfile
@@ -27,7 +34,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -55,8 +65,50 @@ def save(module, path) -> None:
                         f"got {type(module).__name__}")
     meta = {"format": "rnncore", "version": _VERSION, "class": type(module).__name__,
             "config": module.config}
-    with open(os.fspath(path), "wb") as f:  # np.savez would append ".npz" to a bare name
-        np.savez(f, **{_META: np.array(json.dumps(meta))}, **module.params)
+    target = os.path.realpath(os.fspath(path))  # through a symlink, as open() would
+    directory = os.path.dirname(target)
+    tmp, fd = _create_temporary(target)
+    try:
+        with os.fdopen(fd, "wb") as f:  # np.savez would append ".npz" to a bare name
+            np.savez(f, **{_META: np.array(json.dumps(meta))}, **module.params)
+            f.flush()
+            os.fsync(f.fileno())
+        if os.path.exists(target):
+            os.chmod(tmp, os.stat(target).st_mode & 0o7777)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def _create_temporary(target):
+    """A new file next to ``target`` (same file system, so the rename is atomic),
+    created with the mode ``open`` would give (0o666 less the umask)."""
+    directory, name = os.path.split(target)
+    while True:
+        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+
+
+def _fsync_directory(directory):
+    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load(path):
@@ -92,10 +144,13 @@ def load(path):
     if meta is None:
         raise ValueError(f"rnncore.load: {path} is not an rnncore file (no {_META} entry)")
     cls, config = _parse_meta(path, meta)
+    _check_config_fits(path, config, arrays)
     try:
         module = cls(**config)
     except (TypeError, ValueError) as e:
         raise ValueError(f"rnncore.load: {path} holds an invalid configuration: {e}") from None
+    except MemoryError as e:
+        raise MemoryError(f"rnncore.load: the module {path} describes does not fit in memory: {e}") from None
     wrong = [f"{name}: dtype {a.dtype}" for name, a in arrays.items() if a.dtype != module.dtype]
     if wrong:
         raise ValueError(f"rnncore.load: {path} declares dtype {module.dtype} but holds "
@@ -107,17 +162,47 @@ def load(path):
     return module
 
 
+# What reading a damaged or foreign archive can raise, besides MemoryError
+# (which the header checks below rule out for arrays).
+_READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile,
+                NotImplementedError, RuntimeError, zlib.error, struct.error)
+
+
 def _read_arrays(path):
     """Every array in the archive at ``path``, read and checksummed."""
-    with open(path, "rb") as f:  # closed here even when np.load fails half-way
+    with open(path, "rb") as f:  # closed here even when reading fails half-way
         try:
-            archive = np.load(f, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
+            if f.read(6) == b"\x93NUMPY":
                 raise ValueError("it holds a single array, not an .npz archive")
-            with archive:
-                return {name: archive[name] for name in archive.files}
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+            f.seek(0)
+            with zipfile.ZipFile(f) as archive:
+                return {info.filename.removesuffix(".npy"): _read_entry(archive, info)
+                        for info in archive.infolist()}
+        except _READ_ERRORS as e:
             raise ValueError(f"rnncore.load: cannot read {path} (truncated or corrupted?): {e}") from None
+
+
+def _read_entry(archive, info):
+    """One ``.npy`` member, refused unless its header fits the bytes it holds."""
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f"entry {info.filename}: unsupported .npy format version {version}")
+        if dtype.hasobject:
+            raise ValueError(f"entry {info.filename} holds Python objects, which would need pickle")
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        held = info.file_size - member.tell()
+        if declared != held:
+            raise ValueError(f"entry {info.filename} declares shape {shape} of {dtype} "
+                             f"({declared} bytes) but holds {held} bytes")
+        member.seek(0)
+        array = np.lib.format.read_array(member, allow_pickle=False)
+        member.read()  # at the end of the entry: zipfile checks its CRC-32
+        return array
 
 
 def _parse_meta(path, meta):
@@ -134,6 +219,29 @@ def _parse_meta(path, meta):
             raise ValueError(f"unknown class {info.get('class')!r}")
         if not isinstance(info.get("config"), dict):
             raise ValueError("no configuration")
-    except ValueError as e:  # json.JSONDecodeError is a ValueError
+    except (ValueError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
         raise ValueError(f"rnncore.load: {path} has an invalid {_META} entry: {e}") from None
     return _CLASSES[info["class"]], info["config"]
+
+
+def _check_config_fits(path, config, arrays):
+    """Refuse, before building the module, sizes its arrays cannot hold.
+
+    In a genuine file every layer has a ``weight_hh`` of at least
+    ``hidden_size * H_out`` elements and the first a ``weight_ih`` of at least
+    ``hidden_size * input_size``, so a configuration asking for more than the
+    file's ``n`` elements is forged or damaged -- and building it first could
+    allocate far more memory than the file's size.
+    """
+    def size(key, default):
+        value = config.get(key, default)
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return value if ok else default  # wrong types are the constructor's to refuse
+
+    n = sum(a.size for a in arrays.values())
+    H, I = size("hidden_size", 0), size("input_size", 0)
+    layers, H_out = size("num_layers", 1), size("proj_size", 0) or H
+    for what, need in (("hidden_size * input_size", H * I), ("num_layers * hidden_size * H_out", layers * H * H_out)):
+        if need > n:
+            raise ValueError(f"rnncore.load: {path} declares {what} = {need} parameters but holds "
+                             f"only {n} values: its configuration does not fit its arrays")

@@ -48,7 +48,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .nn import _check_choice, _check_count, _check_float_array, _check_real, _raise_problems, _state_problems
+from .nn import (_check_choice, _check_count, _check_flag, _check_float_array, _check_number, _check_real,
+                 _raise_problems, _state_problems)
 
 __all__ = ["GradientWarning", "clip_grad_norm", "clip_grad_value", "GradientMonitor", "EarlyStopping", "History"]
 
@@ -113,6 +114,7 @@ def clip_grad_norm(grads: Grads, max_norm: float, *, error_if_nonfinite: bool = 
     """
     named = _named_arrays(grads)
     max_norm = _check_real("max_norm", max_norm, 0.0)
+    error_if_nonfinite = _check_flag("error_if_nonfinite", error_if_nonfinite)
     norms = [_norm(g) for _, g in named]
     total = math.hypot(*norms)
     if not math.isfinite(total):
@@ -188,7 +190,7 @@ class GradientMonitor:
     def __init__(self, *, vanish_threshold: float = 1e-7, explode_threshold: float = 1e3, warn: bool = True) -> None:
         self.vanish_threshold = _check_real("vanish_threshold", vanish_threshold, 0.0)
         self.explode_threshold = _check_real("explode_threshold", explode_threshold, self.vanish_threshold)
-        self.warn = bool(warn)
+        self.warn = _check_flag("warn", warn)
         self.norms: dict = {}
         self.steps = 0
         self._condition: dict = {}
@@ -289,7 +291,7 @@ class EarlyStopping:
         self.patience = _check_count("patience", patience, minimum=1)
         self.min_delta = _check_real("min_delta", min_delta, 0.0)
         self.mode = _check_choice("mode", mode, ("min", "max"))
-        self.restore_best = bool(restore_best)
+        self.restore_best = _check_flag("restore_best", restore_best)
         self.best = math.inf if mode == "min" else -math.inf
         self.best_epoch: Optional[int] = None
         self.best_params: Optional[dict] = None
@@ -302,8 +304,11 @@ class EarlyStopping:
         return metric > self.best + self.min_delta
 
     def step(self, metric: Any, params: Optional[Mapping] = None) -> bool:
-        """Record this epoch's ``metric`` (and best ``params``); True means stop."""
-        metric = float(metric)
+        """Record this epoch's ``metric`` (and best ``params``); True means stop.
+
+        A NaN metric never counts as an improvement.
+        """
+        metric = _check_number("metric", metric)
         self.epoch += 1
         if self._improves(metric):
             self.best, self.best_epoch, self.bad_epochs = metric, self.epoch, 0

@@ -1,5 +1,6 @@
 // What every cell's bindings share: dtype dispatch, output allocation, the
-// Python class of a cache, and the checks of backward's inputs.
+// Python class of a cache, the checks of backward's inputs, and the memory a
+// call will need (checked before anything is allocated).
 #pragma once
 
 #include <memory>
@@ -7,6 +8,9 @@
 
 #include "bindings/checks.h"
 #include "rnncore/cache.h"
+#include "rnncore/gru.h"
+#include "rnncore/lstm.h"
+#include "rnncore/threads.h"
 
 namespace rnncore::bindings {
 
@@ -37,8 +41,63 @@ inline Schedule schedule_of(const SeqInputs& in, bool reverse) {
 // Calls f(T{}) with T = float or double, as x's dtype says.
 template <typename F>
 py::object with_dtype(const SeqInputs& in, F&& f) {
-  if (in.dtype.is(py::dtype::of<float>())) return f(float{});
+  if (is_float32(in.x)) return f(float{});
   return f(double{});
+}
+
+// Bytes a forward pass allocates (cell kind by G: 4 LSTM, 3 GRU, 1 dense):
+// per row of T*B, y [P], and with a cache [x | h] [I+P], the gates [G*H] and
+// the cell's own per-step state (LSTM c and, projected, o*tanh(c) [H] each;
+// GRU hn [H]); plus weight copies and the input projection, which runs a
+// chunk of steps (about 1 MiB) at a time per thread.
+inline double forward_bytes(const SeqInputs& in, index_t G, bool keep_cache) {
+  const Dims& d = in.d;
+  const double GH = double(G) * double(d.H), IP = double(d.I + d.P);
+  const double itemsize = is_float32(in.x) ? 4.0 : 8.0;
+  double per_row = double(d.P), fixed = 2.0 * GH * IP;
+  if (keep_cache) {
+    const double state = G == 4 ? (in.W_hr ? 2.0 : 1.0) : G == 3 ? 1.0 : 0.0;
+    per_row += IP + GH + state * double(d.H);
+    fixed += GH * IP + double(d.P + d.B) * double(d.H);
+  }
+  const double chunks = 2.0 * 1024 * 1024 * threads::num_threads();
+  return itemsize * (double(d.T) * double(d.B) * per_row + fixed) + chunks;
+}
+
+// MemoryError naming the size when a forward pass would not fit.
+inline void require_forward_memory(const char* fn, const SeqInputs& in,
+                                   index_t G, bool keep_cache) {
+  require_memory(fn, forward_bytes(in, G, keep_cache),
+                 keep_cache ? "the outputs, workspace and cache for backward"
+                            : "the outputs and workspace");
+}
+
+// Width of backward's extra [T*B, *] workspace beyond the gate gradients:
+// a projected LSTM keeps the gradient reaching h, a reset-after GRU the
+// gradients of its recurrent pre-activations.
+template <typename T>
+index_t backward_extra_width(const SeqCache<T>&) {
+  return 0;
+}
+template <typename T>
+index_t backward_extra_width(const lstm::Cache<T>& c) {
+  return c.projected() ? c.d.P : 0;
+}
+template <typename T>
+index_t backward_extra_width(const gru::Cache<T>& c) {
+  return c.reset_after ? index_t(c.W_ih.size()) / c.d.I : 0;
+}
+
+// Bytes a backward pass allocates: dx [I] and the gate gradients [G*H] per
+// row of T*B; the parameter gradients and [dW_ih | dW_hh] computed together.
+template <typename CacheT>
+double backward_bytes(const CacheT& c) {
+  using T = typename CacheT::value_type;
+  const Dims& d = c.d;
+  const double GH = double(c.W_ih.size()) / double(d.I);
+  const double per_row = double(d.I) + GH + double(backward_extra_width(c));
+  const double fixed = 2.0 * GH * double(d.I + d.P + 1) + double(d.P) * double(d.H);
+  return sizeof(T) * (double(d.T) * double(d.B) * per_row + fixed);
 }
 
 // The cache returned by `forward_fn`, as a C++ reference, whichever dtype.
@@ -49,13 +108,16 @@ py::object with_cache(py::handle obj, const char* fn, const char* forward_fn,
     fail_value(std::string(fn) +
                ": cache is None: the forward pass ran with keep_cache=False "
                "and kept nothing to backpropagate through");
+  auto run = [&](const auto& c) {
+    require_memory(fn, backward_bytes(c), "the gradients and workspace");
+    return f(c);
+  };
   if (py::isinstance<CacheT<float>>(obj))
-    return f(obj.cast<const CacheT<float>&>());
+    return run(obj.cast<const CacheT<float>&>());
   if (py::isinstance<CacheT<double>>(obj))
-    return f(obj.cast<const CacheT<double>&>());
+    return run(obj.cast<const CacheT<double>&>());
   fail_type(std::string(fn) + ": cache must be a cache returned by " +
-            forward_fn + ", got " +
-            py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+            forward_fn + ", got " + type_name(obj));
 }
 
 // The gradients backward returns, allocated before the GIL is released.

@@ -12,6 +12,7 @@ py::object forward(py::handle x, py::handle h0, py::handle c0, py::handle W_ih,
   const SeqInputs in =
       parse_inputs("lstm_forward", 4, x, {{"h0", h0}, {"c0", c0}}, W_ih, W_hh,
                    b_ih, b_hh, W_hr, lengths);
+  require_forward_memory("lstm_forward", in, 4, keep_cache);
   return with_dtype(in, [&](auto tag) -> py::object {
     using T = decltype(tag);
     const Dims& d = in.d;

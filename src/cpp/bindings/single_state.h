@@ -17,6 +17,7 @@ py::object single_state_forward(const char* fn, index_t G, py::handle x,
                                 bool reverse, bool keep_cache, Run&& run) {
   const SeqInputs in = parse_inputs(fn, G, x, {{"h0", h0}}, W_ih, W_hh, b_ih,
                                     b_hh, py::none(), lengths);
+  require_forward_memory(fn, in, G, keep_cache);
   return with_dtype(in, [&](auto tag) -> py::object {
     using T = decltype(tag);
     const Dims& d = in.d;

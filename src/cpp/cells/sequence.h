@@ -265,9 +265,9 @@ void forward_loop(const Schedule& s, index_t G, T* h_io, SeqCache<T>* cache,
   std::vector<T> hbuf(2 * BP);
   std::copy(h_io, h_io + BP, hbuf.begin());
   const index_t steps = s.steps();
-  const int nt = loop_threads(d, G);
-  Barrier barrier(nt);
-  threads::parallel(nt, [&](int tid, int n) {
+  threads::Region region(loop_threads(d, G));
+  Barrier barrier(region.size());
+  region.run([&](int tid, int n) {
     const Slice sl = slice_of(d, tid, n);
     auto stepper = make_step(sl);
     for (index_t step = 0; step < steps; ++step) {
@@ -299,9 +299,9 @@ void forward_loop(const Schedule& s, index_t G, T* h_io, SeqCache<T>* cache,
 template <typename T, typename MakeStep>
 void bptt_loop(const SeqCache<T>& c, index_t G, MakeStep&& make_step) {
   const Schedule s = c.schedule();
-  const int nt = loop_threads(c.d, G);
-  Barrier barrier(nt);
-  threads::parallel(nt, [&](int tid, int n) {
+  threads::Region region(loop_threads(c.d, G));
+  Barrier barrier(region.size());
+  region.run([&](int tid, int n) {
     const Slice sl = slice_of(c.d, tid, n);
     auto stepper = make_step(sl);
     for (index_t step = s.steps() - 1; step >= 0; --step)

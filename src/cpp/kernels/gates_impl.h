@@ -243,7 +243,7 @@ template <typename T, bool kRelu>
 void dense_forward_loop(index_t n, const T* R ax, const T* R ah, T* R h) {
   for (index_t j = 0; j < n; ++j) {
     const T v = ax[j] + ah[j];
-    h[j] = kRelu ? (v > T(0) ? v : T(0)) : act::tanh(v);
+    h[j] = kRelu ? (v < T(0) ? T(0) : v) : act::tanh(v);  // NaN stays NaN
   }
 }
 

@@ -19,8 +19,26 @@ namespace rnncore::threads {
 int num_threads();
 void set_num_threads(int n);
 
-// Runs fn(tid, n) for tid in [0, n) on n threads; n is clamped to
-// [1, num_threads()].  fn must not throw.
+// A parallel region: takes the pool for up to n threads (clamped to
+// [1, num_threads()]; 1 when another host thread holds the pool) until it
+// is destroyed.  size() is the number of threads run() will use, so a
+// Barrier for the region is built with it.
+class Region {
+ public:
+  explicit Region(int n);
+  ~Region();
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+  int size() const { return n_; }
+  // Runs fn(tid, size()) for tid in [0, size()); fn must not throw.
+  void run(const std::function<void(int tid, int n)>& fn);
+
+ private:
+  int n_;
+  bool owns_pool_ = false;
+};
+
+// Region(n).run(fn), for work that needs no barrier.
 void parallel(int n, const std::function<void(int tid, int n)>& fn);
 
 // Reusable barrier for the n threads of one region: spins briefly, then

@@ -41,12 +41,12 @@ std::atomic<int> g_threads{0};
 
 class Pool {
  public:
+  // The pool serves one region at a time.
+  bool try_take() { return busy_.try_lock(); }
+  void give_back() { busy_.unlock(); }
+
+  // Runs a region of n > 1 threads; the caller has taken the pool.
   void run(int n, const std::function<void(int, int)>& fn) {
-    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
-    if (!busy.owns_lock() || n <= 1) {
-      fn(0, 1);
-      return;
-    }
     grow(n - 1);
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -92,7 +92,7 @@ class Pool {
     }
   }
 
-  std::mutex busy_;  // held by the host thread running a region
+  std::mutex busy_;  // held by the Region using the pool
   std::mutex mutex_;
   std::condition_variable wake_;
   unsigned long region_ = 0;
@@ -130,10 +130,24 @@ int num_threads() {
 
 void set_num_threads(int n) { g_threads.store(std::max(1, n)); }
 
+Region::Region(int n) : n_(std::clamp(n, 1, num_threads())) {
+  if (n_ > 1) {
+    owns_pool_ = pool().try_take();
+    if (!owns_pool_) n_ = 1;
+  }
+}
+
+Region::~Region() {
+  if (owns_pool_) pool().give_back();
+}
+
+void Region::run(const std::function<void(int, int)>& fn) {
+  if (n_ == 1) return fn(0, 1);
+  pool().run(n_, fn);
+}
+
 void parallel(int n, const std::function<void(int, int)>& fn) {
-  n = std::clamp(n, 1, num_threads());
-  if (n == 1) return fn(0, 1);
-  pool().run(n, fn);
+  Region(n).run(fn);
 }
 
 void Barrier::wait() {
