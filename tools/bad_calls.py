@@ -48,6 +48,7 @@ ALLOWED = (ValueError, TypeError)
 NONFINITE_GUARDS = {"clip_grad_norm", "Optimizer.step", "EarlyStopping.step", "ReduceLROnPlateau.step"}
 NO_FORWARD = {"layer.backward", "nn.backward"}
 FILE_FUNCTIONS = {"rnncore.load", "module.save"}  # document FileNotFoundError and other OSErrors
+PREBROKEN = {"rnncore.load"}  # the builder already damaged the call (the file): mutate it less often
 
 
 # --------------------------------------------------------------------------
@@ -497,7 +498,8 @@ def run(args, builders, rng, expected, outcomes, per_entry, threads):
     for i in range(args.calls):
         builder = builders[rng.integers(len(builders))]
         name, fn, kwargs = builder(rng)
-        kwargs = mutate(rng, kwargs, args.torch)
+        if name not in PREBROKEN or rng.integers(4) == 0:
+            kwargs = mutate(rng, kwargs, args.torch)
         faulthandler.dump_traceback_later(args.timeout, exit=True)
         try:
             fn(**kwargs)
