@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/checks.h"
+#include "cells/sequence.h"
 #include "dispatch/dispatch.h"
 #include "rnncore/gemm.h"
 
@@ -184,6 +185,11 @@ py::dict testing_ukernel_shapes(const std::string& isa) {
 }  // namespace
 
 void register_testing(py::module_& m) {
+  m.def("_testing_fail_steppers",
+        [](int n) { cells::fail_next_steppers.store(n); },
+        py::arg("n"),
+        "The next n per-thread stepper builds of a time loop throw "
+        "std::bad_alloc (MemoryError), as a failed allocation would.");
   m.def("_testing_gemm", &testing_gemm, py::arg("ta"), py::arg("tb"),
         py::arg("alpha"), py::arg("A"), py::arg("B"), py::arg("beta"),
         py::arg("C"), py::arg("repeat") = 1,
