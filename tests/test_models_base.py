@@ -225,3 +225,36 @@ def test_token_ids_out_of_range_name_x():
         model.predict([np.array([1, 5])])
     with pytest.raises(TypeError, match=r"X\[0\] must hold integer token ids"):
         model.predict([np.array([1.0, 2.0])])
+
+
+def test_fit_stops_on_a_nonfinite_loss_naming_epoch_and_batch(rng):
+    X, y = _sign_data(rng, 64)
+    model = _classifier()
+    model.fit(X, y, epochs=1, progress=False)
+    model.params["head.weight"][0, 0] = np.nan
+    with pytest.raises(FloatingPointError, match=r"non-finite loss at epoch 1, batch 1 .*skip_nonfinite=True"):
+        model.fit(X, y, epochs=1, progress=False)
+    with pytest.raises(FloatingPointError, match="every batch of epoch 1"):
+        model.fit(X, y, epochs=1, progress=False, skip_nonfinite=True)
+
+
+def test_fit_skips_nonfinite_updates_when_told(rng, monkeypatch):
+    X, y = _sign_data(rng, 64)
+    model = _classifier()
+    model.fit(X, y, epochs=1, batch_size=16, progress=False)
+    real_loss, calls = model._loss, []
+
+    def loss_with_a_bad_gradient(batch, train):
+        out = real_loss(batch, train)
+        calls.append(None)
+        if len(calls) % 2 == 0:  # every second batch: an inf gradient
+            model.grads["head.bias"][0] = np.inf
+        return out
+
+    monkeypatch.setattr(model, "_loss", loss_with_a_bad_gradient)
+    with pytest.raises(FloatingPointError, match=r"non-finite gradient of head.bias at epoch 1, batch 2"):
+        model.fit(X, y, epochs=1, batch_size=16, progress=False)
+    calls.clear()
+    history = model.fit(X, y, epochs=2, batch_size=16, progress=False, skip_nonfinite=True)
+    assert history.history["skipped"] == [2, 2]
+    assert all(np.isfinite(p).all() for p in model.params.values())

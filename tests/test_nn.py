@@ -370,3 +370,26 @@ def test_add_param_for_custom_leaf_modules():
         module.add_param("a.b", np.ones(3))
     with pytest.raises(TypeError, match="value must have dtype"):
         module.add_param("steps", np.ones(3, np.int64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_takes_views_and_empty_batches_on_rnncores_gemm(dtype, rng):
+    """Linear runs on rnncore's own GEMM: strided views give the results of
+    their contiguous copies, an empty batch gives empty results, and the
+    product matches NumPy's."""
+    layer = nn.Linear(6, 5, dtype=dtype, seed=0)
+    wide = rng.standard_normal((4, 3, 12)).astype(dtype)
+    view = wide[:, :, ::2]
+    y = layer(view)
+    np.testing.assert_array_equal(y, layer(np.ascontiguousarray(view)))
+    np.testing.assert_allclose(y, view @ layer.params["weight"].T + layer.params["bias"],
+                               rtol=1e-5 if dtype == np.float32 else 1e-12)
+    dy = rng.standard_normal(y.shape).astype(dtype)[:, ::-1]
+    layer.zero_grad()
+    dx = layer.backward(dy)
+    np.testing.assert_allclose(dx, dy @ layer.params["weight"], rtol=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(layer.grads["weight"], dy.reshape(-1, 5).T @ view.reshape(-1, 6),
+                               rtol=1e-5 if dtype == np.float32 else 1e-12)
+    empty = layer(np.zeros((0, 6), dtype))
+    assert empty.shape == (0, 5)
+    assert layer.backward(np.zeros((0, 5), dtype)).shape == (0, 6)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -78,6 +80,87 @@ def test_concurrent_calls_from_python_threads_match_serial(threads, rng):
         parallel = [f.result()[0] for f in futures]
     for want, got in zip(serial, parallel):
         for a, b in zip(want, got):
+            np.testing.assert_array_equal(a, b)
+
+
+def _ticks_during(call):
+    """Run call() while another Python thread records timestamps; returns
+    the call's (start, end) and the timestamps."""
+    ticks, stop = [], threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    other = threading.Thread(target=ticker)
+    other.start()
+    time.sleep(0.01)
+    start = time.perf_counter()
+    call()
+    end = time.perf_counter()
+    stop.set()
+    other.join()
+    return start, end, ticks
+
+
+@pytest.mark.parametrize("v", VARIANTS[:3], ids=str)
+def test_kernels_release_the_gil(v, threads, rng):
+    """Another Python thread runs while a forward or backward call is in C++.
+
+    A call holding the GIL would let the ticker run only before and after
+    it; ticks in the middle half of a call of at least 60 ms show it is
+    released.  One kernel thread leaves a core for the ticker; a loaded
+    machine gets three tries."""
+    threads(1)
+    T, B, I, H = 50, 32, 128, 256
+    while True:  # long enough to measure
+        args = make_args(v, T, B, I, H, np.float32, rng)
+        start = time.perf_counter()
+        _, cache = forward(F, v, args)
+        if time.perf_counter() - start >= 0.06 or T >= 5000:
+            break
+        T *= 2
+    y = forward(F, v, args, keep_cache=False)[0][0]
+    dy = np.ones_like(y)
+    calls = {"forward": lambda: forward(F, v, args, keep_cache=False),
+             "forward with cache": lambda: forward(F, v, args),
+             "backward": lambda: backward(F, v, cache, dy, [])}
+    for name, call in calls.items():
+        for attempt in range(3):
+            start, end, ticks = _ticks_during(call)
+            quarter = (end - start) / 4
+            if any(start + quarter <= t <= end - quarter for t in ticks):
+                break
+        else:
+            pytest.fail(f"{v} {name}: no other Python thread ran during a {end - start:.3f} s call")
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
+@pytest.mark.parametrize("failing", [1, 2])
+def test_a_failed_allocation_in_a_thread_raises_and_the_pool_recovers(v, failing, threads, rng):
+    """An allocation failing in one thread of a time loop (or in all) raises
+    MemoryError in the caller, leaves no thread waiting at a barrier, and
+    the next call gives the same result as before."""
+    from rnncore import _core
+
+    threads(2)
+    args = make_args(v, 6, 16, 7, 50, np.float32, rng)
+    (y, *_), cache = forward(F, v, args)
+    dy = np.ones_like(y)
+    grads = backward(F, v, cache, dy, [])
+    try:
+        _core._testing_fail_steppers(failing)
+        with pytest.raises(MemoryError):
+            forward(F, v, args, keep_cache=False)
+        _core._testing_fail_steppers(failing)
+        with pytest.raises(MemoryError):
+            backward(F, v, cache, dy, [])
+    finally:
+        _core._testing_fail_steppers(0)
+    np.testing.assert_array_equal(forward(F, v, args, keep_cache=False)[0][0], y)
+    for a, b in zip(backward(F, v, cache, dy, []), grads):
+        if a is not None:
             np.testing.assert_array_equal(a, b)
 
 

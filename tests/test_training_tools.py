@@ -283,3 +283,13 @@ def test_training_loop_with_every_tool():
     accuracy = (model(x[val]).argmax(-1) == labels[val]).mean()
     assert accuracy > 0.8
     assert len(history.history["grad_norm/layers.0.weight/mean"]) == history.epochs
+
+
+def test_history_is_indexed_by_key():
+    history = rnncore.History()
+    history.log(train_loss=1.0)
+    history.log(train_loss=0.5, val_loss=0.7)
+    assert history["train_loss"] == [1.0, 0.5] and "val_loss" in history and "lr" not in history
+    assert np.isnan(history["val_loss"][0])
+    with pytest.raises(KeyError, match="'lr' was never logged; logged: train_loss, val_loss"):
+        history["lr"]

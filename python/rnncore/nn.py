@@ -39,6 +39,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from . import _core
+
 __all__ = ["Module", "Linear", "Embedding", "Dropout", "Activation", "MLP"]
 
 Seed = Union[int, np.random.Generator, None]
@@ -410,10 +412,12 @@ class Linear(Module):
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have shape [..., {self.in_features}], got {x.shape}")
         self._cache = x
-        y = x @ weight.T
+        rows = np.ascontiguousarray(x.reshape(-1, self.in_features))
+        y = np.empty((rows.shape[0], self.out_features), dtype=weight.dtype)
         if "bias" in self._params:
-            y += self._params["bias"]
-        return y
+            y[...] = self._params["bias"]
+        _core._gemm("N", "T", 1.0, rows, weight, 1.0 if "bias" in self._params else 0.0, y)
+        return y.reshape(*x.shape[:-1], self.out_features)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Accumulate ``dweight``, ``dbias``; return ``dx [..., I]``."""
@@ -421,11 +425,14 @@ class Linear(Module):
         weight = self._params["weight"]
         _check_float_array("dy", dy, weight.dtype)
         _check_shape("dy", dy, x.shape[:-1] + (self.out_features,))
-        dy_rows = dy.reshape(-1, self.out_features)
-        self._grads["weight"] += dy_rows.T @ x.reshape(-1, self.in_features)
+        dy_rows = np.ascontiguousarray(dy.reshape(-1, self.out_features))
+        x_rows = np.ascontiguousarray(x.reshape(-1, self.in_features))
+        _core._gemm("T", "N", 1.0, dy_rows, x_rows, 1.0, self._grads["weight"])
         if "bias" in self._grads:
             self._grads["bias"] += dy_rows.sum(axis=0)
-        return dy @ weight
+        dx = np.empty((dy_rows.shape[0], self.in_features), dtype=weight.dtype)
+        _core._gemm("N", "N", 1.0, dy_rows, weight, 0.0, dx)
+        return dx.reshape(*x.shape)
 
 
 class Embedding(Module):

@@ -344,13 +344,23 @@ class History:
     >>> history = rnncore.History()
     >>> history.log(train_loss=1.0, val_loss=1.2, val_accuracy=0.5)
     >>> history.log(train_loss=0.7)
-    >>> history.history["val_loss"]
+    >>> history["val_loss"]
     [1.2, nan]
     """
 
     def __init__(self) -> None:
         self.history: dict = {}
         self.epochs = 0
+
+    def __getitem__(self, key: str) -> list:
+        """``history[key]``: the values of ``key``, one per logged epoch."""
+        try:
+            return self.history[key]
+        except KeyError:
+            raise KeyError(f"{key!r} was never logged; logged: {', '.join(self.history) or 'nothing'}") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.history
 
     def log(self, *, grad_stats: Optional[Mapping] = None, **metrics: Any) -> None:
         """Append one epoch.

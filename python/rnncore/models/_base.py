@@ -474,7 +474,8 @@ class Model(nn.Module):
     def fit(self, X: Any, y: Any = None, *, lengths: Any = None, epochs: int = 10, batch_size: int = 32,
             optimizer: Any = "adam", lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: Any = None,
             clip_norm: Optional[float] = 5.0, validation_data: Any = None,
-            early_stopping: Optional[EarlyStopping] = None, progress: bool = True) -> History:
+            early_stopping: Optional[EarlyStopping] = None, progress: bool = True,
+            skip_nonfinite: bool = False) -> History:
         """Train on ``X`` and ``y``; continue from the current parameters.
 
         Parameters
@@ -511,6 +512,11 @@ class Model(nn.Module):
             the best parameters if it was built with ``restore_best``.
         progress : bool
             Show a progress bar per epoch on stderr (tqdm if installed).
+        skip_nonfinite : bool
+            A batch whose loss or gradient is NaN or inf stops training with
+            FloatingPointError naming the epoch and batch; True skips that
+            update instead (the parameters are left as they were) and counts
+            it in the history's ``skipped``.
 
         Returns
         -------
@@ -518,7 +524,8 @@ class Model(nn.Module):
             Per epoch: ``train_loss``, ``train_<metric>``, ``val_loss`` and
             ``val_<metric>`` with validation data, ``lr``, ``grad_norm``
             (mean joint gradient norm before clipping) and
-            ``grad_norm_max``, ``time`` (seconds), and per parameter
+            ``grad_norm_max``, ``skipped`` (non-finite batches skipped),
+            ``time`` (seconds), and per parameter
             ``grad_norm/<name>/mean|min|max``.
         """
         owner = type(self).__name__
@@ -528,6 +535,7 @@ class Model(nn.Module):
         if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
             raise TypeError(f"early_stopping must be an rnncore.EarlyStopping, got {type(early_stopping).__name__}")
         progress = check_bool("progress", progress)
+        skip_nonfinite = check_bool("skip_nonfinite", skip_nonfinite)
         if y is None and self._targets_required:
             raise TypeError(f"{owner}.fit: y is required (the targets of X)")
         data = self._data(X, y, lengths, fitting=True)
@@ -543,12 +551,22 @@ class Model(nn.Module):
             start = time.perf_counter()
             self.train()
             monitor.reset()
-            meter, norms = _Meter(), []
+            meter, norms, skipped = _Meter(), [], 0
             bar = Progress(self._num_batches(data, batch_size), f"{owner} epoch {epoch}/{epochs}", progress)
-            for batch in self._batches(data, batch_size, self._rng):
+            for number, batch in enumerate(self._batches(data, batch_size, self._rng), 1):
                 for g in grads.values():
                     g.fill(0)
-                meter.add(*self._loss(batch, train=True))
+                loss, count, metric_sum = self._loss(batch, train=True)
+                if not math.isfinite(loss) or not all(np.isfinite(g).all() for g in grads.values()):
+                    if skip_nonfinite:
+                        skipped += 1
+                        continue
+                    bar.close()
+                    what = "loss" if not math.isfinite(loss) else "gradient of " + ", ".join(
+                        name for name, g in grads.items() if not np.isfinite(g).all())
+                    raise FloatingPointError(f"{owner}.fit: non-finite {what} at epoch {epoch}, batch {number} "
+                                             "(pass skip_nonfinite=True to skip such updates)")
+                meter.add(loss, count, metric_sum)
                 monitor.record(grads)
                 norms.append(clip_grad_norm(grads, max_norm))
                 opt.step(grads)
@@ -557,8 +575,12 @@ class Model(nn.Module):
             if val is not None:
                 row["val_loss"], row[f"val_{metric}"] = self._evaluate(val, batch_size)
             bar.close(**{key.replace("train_", ""): value for key, value in row.items()})
+            if not norms:
+                bar.close()
+                raise FloatingPointError(f"{owner}.fit: every batch of epoch {epoch} had a non-finite loss or "
+                                         "gradient (all skipped)")
             row.update(lr=opt.lr, grad_norm=float(np.mean(norms)), grad_norm_max=float(np.max(norms)),
-                       time=time.perf_counter() - start)
+                       skipped=skipped, time=time.perf_counter() - start)
             history.log(grad_stats=monitor.summary(), **row)
             prefix = "val_" if val is not None else "train_"
             if isinstance(schedule, optim.ReduceLROnPlateau):

@@ -44,18 +44,8 @@ def flip(a: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return a[src, np.arange(B)]
 
 
-class Linear(nn.Linear):
-    """:class:`rnncore.nn.Linear` computing ``[..., I]`` inputs as one 2-D product.
-
-    A 3-D ``x @ W.T`` is one BLAS call per leading index, and each call may
-    wake the BLAS library's threads; one call over all rows is faster.
-    """
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return super().forward(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], self.out_features)
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        return super().backward(dy.reshape(-1, dy.shape[-1])).reshape(*dy.shape[:-1], self.in_features)
+# One 2-D product over all rows of an [..., I] input, on rnncore's GEMM.
+Linear = nn.Linear
 
 
 class Recurrent(nn.Module):

@@ -1,10 +1,12 @@
-// Private bindings for tests and benchmarks: the GEMM entry points and the
-// micro-kernels on NumPy matrices.  Matrices may be strided views (row
+// Private bindings: the GEMM on NumPy matrices (_gemm, threaded, used by
+// rnncore.nn.Linear) and, for tests and benchmarks, the GEMM entry points
+// and the micro-kernels.  Matrices may be strided views (row
 // stride = lda/ldb/ldc) but their columns must be contiguous.  Products
 // write into the given C in place; `repeat` reruns them (for benchmarks).
 #include <pybind11/stl.h>
 
 #include "bindings/checks.h"
+#include "cells/sequence.h"
 #include "dispatch/dispatch.h"
 #include "rnncore/gemm.h"
 
@@ -64,10 +66,12 @@ void require_shape(bool ok, const char* fn, const std::string& what) {
   if (!ok) fail_value(std::string(fn) + ": " + what);
 }
 
-void testing_gemm(const std::string& ta, const std::string& tb, double alpha,
-                  py::handle A, py::handle B, double beta, py::handle C,
-                  int repeat) {
-  const char* fn = "_testing_gemm";
+// C = alpha op(A) op(B) + beta C in place: `threaded` splits it over the
+// pool (cells::parallel_gemm, what the layers use), else one gemm::gemm
+// call on this thread, `repeat` times.
+void run_gemm(const char* fn, bool threaded, const std::string& ta,
+              const std::string& tb, double alpha, py::handle A, py::handle B,
+              double beta, py::handle C, int repeat) {
   with_dtype_of(C, {fn, "C"}, [&](auto tag) {
     using T = decltype(tag);
     const Trans ta_ = trans(ta, {fn, "ta"}), tb_ = trans(tb, {fn, "tb"});
@@ -82,10 +86,25 @@ void testing_gemm(const std::string& ta, const std::string& tb, double alpha,
                   fn, "op(B) must have shape [K, N]");
     py::gil_scoped_release release;
     for (int r = 0; r < repeat; ++r)
-      gemm::gemm<T>(ta_, tb_, M, N, K, T(alpha), a.p, a.ld, b.p, b.ld,
-                    T(beta), c.p, c.ld);
+      if (threaded)
+        cells::parallel_gemm<T>(ta_, tb_, M, N, K, T(alpha), a.p, a.ld, b.p,
+                                b.ld, T(beta), c.p, c.ld);
+      else
+        gemm::gemm<T>(ta_, tb_, M, N, K, T(alpha), a.p, a.ld, b.p, b.ld,
+                      T(beta), c.p, c.ld);
     return 0;
   });
+}
+
+void testing_gemm(const std::string& ta, const std::string& tb, double alpha,
+                  py::handle A, py::handle B, double beta, py::handle C,
+                  int repeat) {
+  run_gemm("_testing_gemm", false, ta, tb, alpha, A, B, beta, C, repeat);
+}
+
+void threaded_gemm(const std::string& ta, const std::string& tb, double alpha,
+                   py::handle A, py::handle B, double beta, py::handle C) {
+  run_gemm("_gemm", true, ta, tb, alpha, A, B, beta, C, 1);
 }
 
 // pack_b once, gemm_packed many times.
@@ -184,6 +203,18 @@ py::dict testing_ukernel_shapes(const std::string& isa) {
 }  // namespace
 
 void register_testing(py::module_& m) {
+  m.def("_testing_fail_steppers",
+        [](int n) { cells::fail_next_steppers.store(n); },
+        py::arg("n"),
+        "The next n per-thread stepper builds of a time loop throw "
+        "std::bad_alloc (MemoryError), as a failed allocation would.");
+  m.def("_gemm", &threaded_gemm, py::arg("ta"), py::arg("tb"),
+        py::arg("alpha"), py::arg("A"), py::arg("B"), py::arg("beta"),
+        py::arg("C"),
+        "C = alpha op(A) op(B) + beta C in place on rnncore's threads (the "
+        "GIL released); A, B, C 2-D of C's dtype with contiguous rows. "
+        "Used by rnncore.nn.Linear, so that no other BLAS runs threads "
+        "beside rnncore's pool.");
   m.def("_testing_gemm", &testing_gemm, py::arg("ta"), py::arg("tb"),
         py::arg("alpha"), py::arg("A"), py::arg("B"), py::arg("beta"),
         py::arg("C"), py::arg("repeat") = 1,

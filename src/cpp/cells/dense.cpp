@@ -65,8 +65,9 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
 
   cells::bptt_loop(cache, 1, [&](const Slice& sl) {
     auto W = cells::pack(Trans::N, H, sl.cols(), cache.W_hh.data() + sl.p0, H);
-    return [&, sl, W = std::move(W)](index_t step, int parity,
-                                     threads::Barrier& barrier) {
+    std::vector<T> keep = cells::state_keep<T>(s, sl.cols());
+    return [&, sl, W = std::move(W), keep = std::move(keep)](
+               index_t step, int parity, threads::Barrier& barrier) mutable {
       T* ds_all = dGs.data() + parity * d.B * H;
       cells::backward_rows(s, step, sl, 1, ds_all, [&](index_t b, index_t row, T* ds) {
         const index_t at = row * H + sl.j0;
@@ -75,7 +76,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
                           dy ? dy + at : nullptr, ds, dG.data() + at});
       });
       barrier.wait();
-      cells::mul(d.B, ds_all, H, W, T(1), dh + sl.p0, H);
+      cells::add_state_grads(s, step, ds_all, H, W, dh + sl.p0, H, keep.data());
     };
   });
 

@@ -100,14 +100,15 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   cells::bptt_loop(cache, 3, [&](const Slice& sl) {
     const index_t n = sl.units();
     std::vector<T> drh(kResetAfter ? 0 : d.B * n);  // d(r*h), own units
+    std::vector<T> keep = cells::state_keep<T>(s, n);
     // W_hh[gates through h, j0:j1]; reset before also W_hn[:, j0:j1].
     auto W = cells::pack(Trans::N, kResetAfter ? GH : 2 * H, n,
                          cache.W_hh.data() + sl.j0, H);
     gemm::PackedB<T> Wn;
     if (!kResetAfter)
       Wn = cells::pack(Trans::N, H, n, cache.W_hh.data() + 2 * H * H + sl.j0, H);
-    return [&, sl, n, drh = std::move(drh), W = std::move(W),
-            Wn = std::move(Wn)](index_t step, int parity,
+    return [&, sl, n, drh = std::move(drh), keep = std::move(keep),
+            W = std::move(W), Wn = std::move(Wn)](index_t step, int parity,
                                 threads::Barrier& barrier) mutable {
       T* ds_all = dGs.data() + parity * d.B * GH;
       cells::backward_rows(s, step, sl, 3, ds_all, [&](index_t b, index_t row, T* ds) {
@@ -142,7 +143,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
         barrier.wait();  // every unit's r gradient is in ds_all
       }
       // dh += ds[:, gates through h] W_hh[those gates, own units].
-      cells::mul(d.B, ds_all, GH, W, T(1), dh + sl.j0, H);
+      cells::add_state_grads(s, step, ds_all, GH, W, dh + sl.j0, H, keep.data());
     };
   });
 

@@ -96,12 +96,13 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
   cells::bptt_loop(cache, 4, [&](const Slice& sl) {
     const index_t n = sl.units();
     std::vector<T> dhc(kProj ? d.B * n : 0);  // reaching o*tanh(c), own units
+    std::vector<T> keep = cells::state_keep<T>(s, sl.cols());
     // W_hh[:, p0:p1] [4H, cols] and W_hr[:, j0:j1] [P, n].
     auto W = cells::pack(Trans::N, GH, sl.cols(), cache.W_hh.data() + sl.p0, P);
     gemm::PackedB<T> Wr;
     if (kProj) Wr = cells::pack(Trans::N, P, n, cache.W_hr.data() + sl.j0, H);
-    return [&, sl, n, dhc = std::move(dhc), W = std::move(W),
-            Wr = std::move(Wr)](index_t step, int parity,
+    return [&, sl, n, dhc = std::move(dhc), keep = std::move(keep),
+            W = std::move(W), Wr = std::move(Wr)](index_t step, int parity,
                                 threads::Barrier& barrier) mutable {
       if constexpr (kProj) {
         for (index_t b = 0; b < d.B; ++b) {
@@ -128,7 +129,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
         if constexpr (!kProj) std::fill(dh + b * P + sl.j0, dh + b * P + sl.j1, T(0));
       });
       barrier.wait();  // every unit's gate gradients are in ds_all
-      cells::mul(d.B, ds_all, GH, W, T(1), dh + sl.p0, P);
+      cells::add_state_grads(s, step, ds_all, GH, W, dh + sl.p0, P, keep.data());
     };
   });
 

@@ -16,8 +16,12 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <exception>
+#include <new>
+#include <optional>
 #include <vector>
 
 #include "dispatch/dispatch.h"
@@ -251,6 +255,36 @@ void start_cache(SeqCache<T>& c, const Schedule& s, index_t G, const T* x,
   c.gates.resize(static_cast<std::size_t>(d.T * d.B * GH));
 }
 
+// Builds one thread's stepper with make_step(sl) before a time loop, then
+// meets the region's other threads: if any thread failed to build its own
+// (an allocation failure), all return nullopt together, the failing one
+// rethrowing its exception (Region::run hands it to the caller), and no
+// thread is left waiting at a barrier.  The steppers do not allocate.
+// Tests only (_core._testing_fail_steppers): the next this-many stepper
+// builds throw std::bad_alloc, as a failed allocation would.
+inline std::atomic<int> fail_next_steppers{0};
+
+template <typename MakeStep>
+auto ready(MakeStep& make_step, const Slice& sl, Barrier& barrier,
+           std::atomic<bool>& failed)
+    -> std::optional<decltype(make_step(sl))> {
+  std::optional<decltype(make_step(sl))> stepper;
+  std::exception_ptr error;
+  try {
+    if (fail_next_steppers.load(std::memory_order_relaxed) > 0 &&
+        fail_next_steppers.fetch_sub(1) > 0)
+      throw std::bad_alloc();
+    stepper.emplace(make_step(sl));
+  } catch (...) {
+    error = std::current_exception();
+    failed.store(true);
+  }
+  barrier.wait();
+  if (error) std::rethrow_exception(error);
+  if (failed.load()) stepper.reset();
+  return stepper;
+}
+
 // The forward time loop.  make_step(slice) builds one thread's stepper
 // (its weight rows and scratch, allocated before the loop); then at every
 // step `stepper(step, h, h_next, barrier)` must write h_next[b, p0:p1] and
@@ -267,9 +301,12 @@ void forward_loop(const Schedule& s, index_t G, T* h_io, SeqCache<T>* cache,
   const index_t steps = s.steps();
   threads::Region region(loop_threads(d, G));
   Barrier barrier(region.size());
+  std::atomic<bool> failed{false};
   region.run([&](int tid, int n) {
     const Slice sl = slice_of(d, tid, n);
-    auto stepper = make_step(sl);
+    auto built = ready(make_step, sl, barrier, failed);
+    if (!built) return;
+    auto& stepper = *built;
     for (index_t step = 0; step < steps; ++step) {
       const T* h = hbuf.data() + (step % 2) * BP;
       T* h_next = hbuf.data() + ((step + 1) % 2) * BP;
@@ -301,9 +338,12 @@ void bptt_loop(const SeqCache<T>& c, index_t G, MakeStep&& make_step) {
   const Schedule s = c.schedule();
   threads::Region region(loop_threads(c.d, G));
   Barrier barrier(region.size());
+  std::atomic<bool> failed{false};
   region.run([&](int tid, int n) {
     const Slice sl = slice_of(c.d, tid, n);
-    auto stepper = make_step(sl);
+    auto built = ready(make_step, sl, barrier, failed);
+    if (!built) return;
+    auto& stepper = *built;
     for (index_t step = s.steps() - 1; step >= 0; --step)
       stepper(step, static_cast<int>(step % 2), barrier);
   });
@@ -328,6 +368,34 @@ void backward_rows(const Schedule& s, index_t step, const Slice& sl,
   }
 }
 
+// dh[:, cols of W] += ds W: the step's product into the state gradient.
+// The rows of ds for sequences inactive at `step` are zero, but 0 times a
+// non-finite weight is NaN, so their rows of dh are saved in `keep` (room
+// for B rows of W.cols(), allocated before the loop) and put back: padding
+// never reaches a gradient, whatever the weights hold.
+template <typename T>
+void add_state_grads(const Schedule& s, index_t step, const T* ds,
+                     index_t lds, const gemm::PackedB<T>& W, T* dh,
+                     index_t ldh, T* keep) {
+  const index_t B = s.d.B, cols = W.cols();
+  const bool padded = s.lengths != nullptr;
+  if (padded)
+    for (index_t b = 0; b < B; ++b)
+      if (!s.active(step, b))
+        std::copy(dh + b * ldh, dh + b * ldh + cols, keep + b * cols);
+  mul(B, ds, lds, W, T(1), dh, ldh);
+  if (padded)
+    for (index_t b = 0; b < B; ++b)
+      if (!s.active(step, b))
+        std::copy(keep + b * cols, keep + (b + 1) * cols, dh + b * ldh);
+}
+
+// Room for add_state_grads' saved rows: none without lengths.
+template <typename T>
+std::vector<T> state_keep(const Schedule& s, index_t cols) {
+  return std::vector<T>(s.lengths ? s.d.B * cols : 0);
+}
+
 template <typename T>
 void column_sums(index_t rows, index_t cols, const T* a, T* out) {
   std::fill(out, out + cols, T(0));
@@ -337,7 +405,8 @@ void column_sums(index_t rows, index_t cols, const T* a, T* out) {
 
 // After BPTT's loop, from dGx [T*B, G*H] (gradients of the input-side
 // pre-activations, zero on padded rows): dx = dGx W_ih, db_ih = column sums
-// of dGx.
+// of dGx.  Padded rows of dx are set to zero after the product (0 times a
+// non-finite weight would be NaN there).
 template <typename T>
 void input_grads(const SeqCache<T>& c, index_t GH, const T* dGx, T* dx,
                  T* db_ih) {
@@ -345,6 +414,7 @@ void input_grads(const SeqCache<T>& c, index_t GH, const T* dGx, T* dx,
   const index_t rows = d.T * d.B;
   parallel_gemm<T>(Trans::N, Trans::N, rows, d.I, GH, T(1), dGx, GH,
                    c.W_ih.data(), d.I, T(0), dx, d.I);
+  zero_padding(c.schedule(), d.I, dx);
   if (db_ih) column_sums(rows, GH, dGx, db_ih);
 }
 

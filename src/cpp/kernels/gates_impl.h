@@ -16,8 +16,12 @@
 namespace act {
 
 inline float exp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float k = std::nearbyint(x * 1.44269504088896341f);
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // NaN stays NaN
+  // The exponent comes from a copy in which NaN is -87 too, so the integer
+  // conversion and shift below are always defined; r and p still carry the
+  // NaN to the result.
+  const float xk = x > -87.0f ? x : -87.0f;
+  const float k = std::nearbyint(xk * 1.44269504088896341f);
   const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;

@@ -30,7 +30,10 @@ class Region {
   Region(const Region&) = delete;
   Region& operator=(const Region&) = delete;
   int size() const { return n_; }
-  // Runs fn(tid, size()) for tid in [0, size()); fn must not throw.
+  // Runs fn(tid, size()) for tid in [0, size()).  An exception thrown by
+  // fn on any thread is rethrown here once all have returned (the first
+  // one, if several threw); a thread that throws must not leave others
+  // waiting at a barrier (see cells/sequence.h's ready()).
   void run(const std::function<void(int tid, int n)>& fn);
 
  private:

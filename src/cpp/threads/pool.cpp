@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <memory>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -56,12 +57,18 @@ class Pool {
       ++region_;
     }
     wake_.notify_all();
-    fn(0, n);
+    call(fn, 0, n);
     for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins)
       if (spins < 4096)
         RNNCORE_PAUSE();
       else
         std::this_thread::yield();
+    std::exception_ptr error;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      std::swap(error, error_);
+    }
+    if (error) std::rethrow_exception(error);
   }
 
  private:
@@ -70,6 +77,17 @@ class Pool {
       const int tid = static_cast<int>(workers_.size()) + 1;
       workers_.emplace_back([this, tid] { work(tid); });
       workers_.back().detach();
+    }
+  }
+
+  // fn(tid, n), keeping the region's first exception for the caller: an
+  // exception leaving a worker would end the process.
+  void call(const std::function<void(int, int)>& fn, int tid, int n) {
+    try {
+      fn(tid, n);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
     }
   }
 
@@ -86,7 +104,7 @@ class Pool {
         n = job_threads_;
       }
       if (tid < n) {
-        (*job)(tid, n);
+        call(*job, tid, n);
         pending_.fetch_sub(1, std::memory_order_acq_rel);
       }
     }
@@ -99,6 +117,7 @@ class Pool {
   const std::function<void(int, int)>* job_ = nullptr;
   int job_threads_ = 0;
   std::atomic<int> pending_{0};
+  std::exception_ptr error_;  // the running region's first exception
   std::vector<std::thread> workers_;
 };
 
