@@ -223,3 +223,27 @@ print((after - before) * 1024)
     # All-steps projection: T*B*4H floats = 51 MB.  Allow the output (12.8 MB,
     # already counted above) to be re-faulted plus a few MB of chunks.
     assert grown < 8 * 2**20, f"peak memory grew by {grown / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_kernels_flush_subnormals_to_zero_unless_turned_off(n, threads):
+    """FTZ/DAZ hold inside the kernels only: a subnormal input is 0 there
+    (the default) or passes through (off), and NumPy keeps gradual underflow."""
+    threads(n)
+    tiny = np.float32(1e-39)
+    assert 0 < tiny < np.finfo(np.float32).tiny  # subnormal
+    T, B, H = 3, 16, 50  # enough work for every thread
+    x = np.full((T, B, 1), tiny, np.float32)
+    W_ih, W_hh = np.ones((H, 1), np.float32), np.zeros((H, H), np.float32)
+    assert rnncore.get_flush_denormal() is True
+    try:
+        y = F.rnn_forward(x, None, W_ih, W_hh, nonlinearity="relu", keep_cache=False)[0]
+        assert (y == 0).all()
+        assert tiny * np.float32(1) == tiny  # the calling thread's mode was restored
+        rnncore.set_flush_denormal(False)
+        y = F.rnn_forward(x, None, W_ih, W_hh, nonlinearity="relu", keep_cache=False)[0]
+        assert (y == tiny).all()
+    finally:
+        rnncore.set_flush_denormal(True)
+    with pytest.raises(TypeError, match="on must be a bool"):
+        rnncore.set_flush_denormal(1)

@@ -29,7 +29,9 @@ from . import losses, nn, optim, training
 from . import models, text
 from .training import EarlyStopping, GradientMonitor, GradientWarning, History, clip_grad_norm, clip_grad_value
 from ._core import cpu_info as _cpu_info
+from ._core import get_flush_denormal as _get_flush_denormal
 from ._core import get_num_threads as _get_num_threads
+from ._core import set_flush_denormal as _set_flush_denormal
 from ._core import set_num_threads as _set_num_threads
 
 try:
@@ -37,7 +39,8 @@ try:
 except PackageNotFoundError:  # running from a source tree without metadata
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "cpu_info", "functional", "reference",
+__all__ = ["__version__", "cpu_info", "get_num_threads", "set_num_threads", "get_flush_denormal",
+           "set_flush_denormal", "functional", "reference",
            "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "load", "no_grad",
            "nn", "losses", "optim", "training", "clip_grad_norm", "clip_grad_value",
            "GradientMonitor", "GradientWarning", "EarlyStopping", "History", "models", "text"]
@@ -90,3 +93,38 @@ def set_num_threads(n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, (int, __import__("numpy").integer)):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
     _set_num_threads(int(n))
+
+
+def get_flush_denormal() -> bool:
+    """Whether rnncore's kernels flush subnormal floats to zero (the default)."""
+    return _get_flush_denormal()
+
+
+def set_flush_denormal(on: bool) -> None:
+    """Flush subnormal floats to zero in rnncore's kernels, or not.
+
+    Subnormals (below about 1.2e-38 in float32, 2.2e-308 in float64) are
+    10 to 100 times slower than other floats in the CPU's arithmetic units,
+    and gradients that decay over many steps of BPTT reach them: a long
+    many-to-one backward pass can slow down five to twenty times.  With
+    flushing on (the default), the kernels treat subnormal inputs as zero
+    and round subnormal results to zero (x86 FTZ and DAZ, set on the
+    kernels' threads only for the duration of each call, so NumPy and the
+    rest of the process are unaffected).  Off: IEEE gradual underflow, as
+    NumPy and PyTorch do by default (``torch.set_flush_denormal``).
+
+    Parameters
+    ----------
+    on : bool
+
+    Examples
+    --------
+    >>> import rnncore
+    >>> rnncore.set_flush_denormal(False)
+    >>> rnncore.get_flush_denormal()
+    False
+    >>> rnncore.set_flush_denormal(True)
+    """
+    if not isinstance(on, (bool, __import__("numpy").bool_)):
+        raise TypeError(f"set_flush_denormal: on must be a bool, got {type(on).__name__}")
+    _set_flush_denormal(bool(on))

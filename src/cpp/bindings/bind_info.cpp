@@ -28,6 +28,8 @@ void register_info(py::module_& m) {
                  std::to_string(n));
     threads::set_num_threads(n);
   });
+  m.def("get_flush_denormal", &threads::flush_denormal);
+  m.def("set_flush_denormal", &threads::set_flush_denormal, py::arg("on"));
   m.def("_available_isas", &cpu::available_isas,
         "Kernel sets this CPU can run, best first (private: for tests)");
   m.def("_set_isa", &cpu::set_isa, py::arg("name"),

@@ -19,6 +19,15 @@ namespace rnncore::threads {
 int num_threads();
 void set_num_threads(int n);
 
+// Subnormal floats (below 1.2e-38 in float32) cost 10-100x a normal value
+// in the arithmetic units; gradients that decay over many steps of BPTT
+// reach them.  With flushing on (the default), every thread of a region
+// runs with flush-to-zero and denormals-are-zero (x86 MXCSR), restored when
+// the region ends: subnormal inputs count as 0 and subnormal results become
+// 0.  Off: IEEE gradual underflow, as NumPy and PyTorch by default.
+bool flush_denormal();
+void set_flush_denormal(bool on);
+
 // A parallel region: takes the pool for up to n threads (clamped to
 // [1, num_threads()]; 1 when another host thread holds the pool) until it
 // is destroyed.  size() is the number of threads run() will use, so a

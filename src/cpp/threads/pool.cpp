@@ -39,6 +39,24 @@ int default_threads() {
 }
 
 std::atomic<int> g_threads{0};
+std::atomic<bool> g_flush{true};
+
+// The calling thread's floating-point mode for the duration of a region's
+// work: flush-to-zero and denormals-are-zero when flushing is on.
+class DenormalMode {
+ public:
+#if defined(__x86_64__) || defined(__i386__)
+  DenormalMode() : saved_(_mm_getcsr()) {
+    if (g_flush.load(std::memory_order_relaxed))
+      _mm_setcsr(saved_ | kFlushBits);
+  }
+  ~DenormalMode() { _mm_setcsr(saved_); }
+
+ private:
+  static constexpr unsigned kFlushBits = 0x8040;  // FTZ (bit 15) | DAZ (bit 6)
+  unsigned saved_;
+#endif
+};
 
 class Pool {
  public:
@@ -83,6 +101,7 @@ class Pool {
   // fn(tid, n), keeping the region's first exception for the caller: an
   // exception leaving a worker would end the process.
   void call(const std::function<void(int, int)>& fn, int tid, int n) {
+    DenormalMode mode;
     try {
       fn(tid, n);
     } catch (...) {
@@ -160,8 +179,14 @@ Region::~Region() {
   if (owns_pool_) pool().give_back();
 }
 
+bool flush_denormal() { return g_flush.load(); }
+void set_flush_denormal(bool on) { g_flush.store(on); }
+
 void Region::run(const std::function<void(int, int)>& fn) {
-  if (n_ == 1) return fn(0, 1);
+  if (n_ == 1) {
+    DenormalMode mode;
+    return fn(0, 1);
+  }
   pool().run(n_, fn);
 }
 
