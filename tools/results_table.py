@@ -6,7 +6,8 @@ Usage::
 
 Prints one Markdown row per JSON file (full runs only; --quick runs are
 skipped): task, paradigm, cell, metric, baseline, rnncore's result,
-training time, the published figure where there is one, and the command.
+training time, the published figure where there is one (shown once for
+consecutive rows that share it), and the command.
 """
 
 from __future__ import annotations
@@ -41,12 +42,15 @@ def main() -> int:
         return 1
     print("| task | paradigm | cell | metric | baseline | rnncore | time | published | command |")
     print("|---|---|---|---|---|---|---:|---|---|")
+    previous = None
     for r in rows:
+        published = r["published"] or "-"
+        published, previous = ("" if published == previous else published), published
         baseline = number(r["baseline"])
         if r["baseline_name"] and r["baseline"] is not None:
             baseline += f" ({r['baseline_name']})"
         print(f"| {r['task']} | {r['paradigm']} | {r['cell']} | {r['metric']} | {baseline} | "
-              f"**{number(r['result'])}** | {r['seconds']:.0f} s | {r['published'] or '-'} | `{r['command']}` |")
+              f"**{number(r['result'])}** | {r['seconds']:.0f} s | {published} | `{r['command']}` |")
     return 0
 
 
