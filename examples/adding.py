@@ -136,19 +136,24 @@ def train(model, draw, loss, lr, steps, measure, stop=-math.inf):
     return curve, step
 
 
-def main():
-    p = _common.parser(__doc__.splitlines()[0])
+def training_options(p, *, hidden: int, batch: int) -> None:
+    """The options the long-range task scripts share (adding, copying, temporal order)."""
     p.add_argument("--cells", default="lstm,gru,rnn", help="comma-separated cells among lstm, gru, rnn")
-    p.add_argument("--T", default="100,200", help="comma-separated sequence lengths")
-    p.add_argument("--steps", type=int, default=4000, help="most training steps of the LSTM and the GRU")
-    p.add_argument("--rnn-steps", type=int, default=1000, help="most training steps of the tanh RNN")
-    p.add_argument("--stop", type=float, default=0.001, help="stop once the test MSE is below this")
-    p.add_argument("--hidden", type=int, default=32)
-    p.add_argument("--batch", type=int, default=50)
+    p.add_argument("--hidden", type=int, default=hidden)
+    p.add_argument("--batch", type=int, default=batch)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--keep-bias", type=float, default=3.0,
                    help="initial bias of the LSTM's f and the GRU's z (0: PyTorch's initialisation)")
     p.add_argument("--threads", type=int, default=1)
+
+
+def main():
+    p = _common.parser(__doc__.splitlines()[0])
+    training_options(p, hidden=32, batch=50)
+    p.add_argument("--T", default="100,200", help="comma-separated sequence lengths")
+    p.add_argument("--steps", type=int, default=4000, help="most training steps of the LSTM and the GRU")
+    p.add_argument("--rnn-steps", type=int, default=1000, help="most training steps of the tanh RNN")
+    p.add_argument("--stop", type=float, default=0.001, help="stop once the test MSE is below this")
     args = p.parse_args()
     cells = args.cells.split(",")
     lengths = [int(T) for T in args.T.split(",")]

@@ -43,7 +43,7 @@ import numpy as np
 import rnncore
 from rnncore import losses, nn
 
-from adding import CELLS, EVAL_EVERY, keep_bias, train
+from adding import CELLS, EVAL_EVERY, keep_bias, train, training_options
 
 SYMBOLS = 10  # 0 blank, 1..8 the symbols to copy, 9 the delimiter
 RECALL = 10  # symbols to copy
@@ -88,15 +88,9 @@ def evaluate(model, x, target):
 
 def main():
     p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--cells", default="lstm,gru,rnn", help="comma-separated cells among lstm, gru, rnn")
+    training_options(p, hidden=64, batch=50)
     p.add_argument("--T", type=int, default=50, help="the lag: T - 1 blanks between the 10 symbols and the delimiter")
     p.add_argument("--steps", type=int, default=2000, help="training steps per cell")
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--batch", type=int, default=50)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--keep-bias", type=float, default=3.0,
-                   help="initial bias of the LSTM's f and the GRU's z (0: PyTorch's initialisation)")
-    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     if args.quick:
         args.T, args.steps = 10, 100

@@ -46,7 +46,7 @@ import rnncore
 from rnncore import optim
 from rnncore.models import SequenceClassifier
 
-from adding import gate_bias, keep_bias
+from adding import gate_bias, keep_bias, training_options
 
 SYMBOLS = "abcdXYEB"
 ID = {symbol: i for i, symbol in enumerate(SYMBOLS)}
@@ -83,18 +83,12 @@ def train(model, args, rng, test):
 
 def main():
     p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--cells", default="lstm,gru,rnn", help="comma-separated cells among lstm, gru, rnn")
+    training_options(p, hidden=32, batch=16)
     p.add_argument("--epochs", type=int, default=30, help="most epochs per cell")
     p.add_argument("--per-epoch", type=int, default=1600, help="fresh training sequences per epoch")
     p.add_argument("--stop", type=float, default=0.99, help="stop once the test accuracy reaches this")
-    p.add_argument("--hidden", type=int, default=32)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--keep-bias", type=float, default=3.0,
-                   help="initial bias of the LSTM's f and the GRU's z (0: PyTorch's initialisation)")
     p.add_argument("--input-bias", type=float, default=-4.0,
                    help="initial bias of the LSTM's input gate i (0: PyTorch's initialisation)")
-    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     if args.quick:
         args.epochs, args.per_epoch = 2, 160
