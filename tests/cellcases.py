@@ -120,3 +120,19 @@ def rel_err(a, b):
 
 
 TOL = {np.float32: 1e-5, np.float64: 1e-10}
+
+
+def quiet(fn, *args, **kwargs):
+    """Call ``fn`` (typically the plain-NumPy reference) without NumPy's
+    warnings about NaN and overflow."""
+    with np.errstate(all="ignore"):
+        return fn(*args, **kwargs)
+
+
+def misaligned(a):
+    """``a``'s values, C-contiguous, at an address one byte off the dtype's alignment."""
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    out = np.frombuffer(buf.data, a.dtype, count=a.size, offset=1).reshape(a.shape)
+    out[...] = a
+    assert out.flags.c_contiguous and not out.flags.aligned
+    return out

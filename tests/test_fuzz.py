@@ -39,7 +39,8 @@ with warnings.catch_warnings():
         pass
 
 import rnncore
-from cellcases import ALL_VARIANTS, arg_names, backward, forward, make_args, output_size, rel_err
+from cellcases import (ALL_VARIANTS, arg_names, backward, forward, make_args, misaligned, output_size, quiet,
+                       rel_err)
 from rnncore import functional as F
 from rnncore import losses, optim
 from rnncore import reference as R
@@ -62,17 +63,6 @@ DTYPES = [np.float32, np.float64]
 WRONG_DTYPES = [np.int32, np.int64, np.float16, np.complex64, np.bool_]
 VALUES = ["ordinary", "tiny", "extreme", "nan", "inf"]
 
-
-def quiet(fn, *args, **kwargs):
-    with np.errstate(all="ignore"):
-        return fn(*args, **kwargs)
-
-
-def misaligned(a):
-    buf = np.zeros(a.nbytes + 1, np.uint8)
-    out = np.frombuffer(buf.data, a.dtype, count=a.size, offset=1).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 def strided(a):

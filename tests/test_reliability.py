@@ -26,7 +26,8 @@ import numpy as np
 import pytest
 
 import rnncore
-from cellcases import ALL_VARIANTS, TOL, VARIANTS, arg_names, backward, forward, make_args, random_lengths, rel_err
+from cellcases import (ALL_VARIANTS, TOL, VARIANTS, arg_names, backward, forward, make_args, misaligned, quiet,
+                       random_lengths, rel_err)
 from rnncore import functional as F
 from rnncore import losses, optim
 from rnncore import reference as R
@@ -49,24 +50,9 @@ def run_python(code, timeout=120):
                           text=True, timeout=timeout, env={**os.environ, "PYTHONHASHSEED": "0"})
 
 
-def quiet(fn, *args, **kwargs):
-    """Call the reference (plain NumPy) without its warnings about NaN and overflow."""
-    with np.errstate(all="ignore"):
-        return fn(*args, **kwargs)
-
-
 # --------------------------------------------------------------------------
 # 1. Validation at the boundary: what the kernels must never see
 # --------------------------------------------------------------------------
-
-
-def misaligned(a):
-    """``a``'s values, C-contiguous, at an address one byte off the dtype's alignment."""
-    buf = np.zeros(a.nbytes + 1, np.uint8)
-    out = np.frombuffer(buf.data, a.dtype, count=a.size, offset=1).reshape(a.shape)
-    out[...] = a
-    assert out.flags.c_contiguous and not out.flags.aligned
-    return out
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=str)
