@@ -125,11 +125,16 @@ def clip_grad_norm(grads: Grads, max_norm: float, *, error_if_nonfinite: bool = 
                 "(pass error_if_nonfinite=False to get the norm back instead)"
             )
         return total
+    _scale_to_norm([g for _, g in named], total, max_norm)
+    return total
+
+
+def _scale_to_norm(arrays, total: float, max_norm: float) -> None:
+    """Scale ``arrays`` in place from joint norm ``total`` (finite) to at most ``max_norm``."""
     scale = max_norm / (total + 1e-6)
     if scale < 1.0:
-        for _, g in named:
+        for g in arrays:
             g *= g.dtype.type(scale)
-    return total
 
 
 def clip_grad_value(grads: Grads, clip_value: float) -> None:

@@ -40,7 +40,7 @@ from .._grad_mode import no_grad
 from ..layers import GRU, LSTM, RNN
 from ..nn import _check_choice, _check_count, _check_real
 from ..serialization import _read_arrays
-from ..training import EarlyStopping, GradientMonitor, History, clip_grad_norm
+from ..training import EarlyStopping, GradientMonitor, History, _scale_to_norm
 
 __all__ = ["Model"]
 
@@ -557,18 +557,20 @@ class Model(nn.Module):
                 for g in grads.values():
                     g.fill(0)
                 loss, count, metric_sum = self._loss(batch, train=True)
-                if not math.isfinite(loss) or not all(np.isfinite(g).all() for g in grads.values()):
+                grad_norms = monitor.record(grads)  # per parameter, before clipping
+                total = math.hypot(*grad_norms.values())
+                if not (math.isfinite(loss) and math.isfinite(total)):
                     if skip_nonfinite:
                         skipped += 1
                         continue
                     bar.close()
                     what = "loss" if not math.isfinite(loss) else "gradient of " + ", ".join(
-                        name for name, g in grads.items() if not np.isfinite(g).all())
+                        name for name, norm in grad_norms.items() if not math.isfinite(norm))
                     raise FloatingPointError(f"{owner}.fit: non-finite {what} at epoch {epoch}, batch {number} "
                                              "(pass skip_nonfinite=True to skip such updates)")
                 meter.add(loss, count, metric_sum)
-                monitor.record(grads)
-                norms.append(clip_grad_norm(grads, max_norm))
+                _scale_to_norm(grads.values(), total, max_norm)  # clip_grad_norm without measuring again
+                norms.append(total)
                 opt.step(grads)
                 bar.update(loss=meter.loss, **{metric: meter.metric})
             row = {"train_loss": meter.loss, f"train_{metric}": meter.metric}
