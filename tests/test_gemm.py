@@ -234,6 +234,28 @@ def test_gemm_packed_large_and_reused(isa, dtype, rng):
         assert_product(c, 1.0, a, b.T, 0.0, None, f"gemm_packed M={M}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_gemm_packed_reverse_gives_the_same_bits(isa, dtype, beta, rng):
+    # The time loops walk W's panels backwards on odd steps (cache reuse);
+    # the column blocks (N > NC), the K blocks (K > KC) and the row tiles
+    # (balanced heights) must not change a single bit of the result.
+    mr, nr = tile(isa, dtype)
+    for K, N in ((37, 3 * nr + 5), (1100, 470)):
+        b = rng.standard_normal((N, K)).astype(dtype)
+        packed = _core._TestingPackedB("T", b)
+        for M in (1, 2, 3, mr - 1, mr, mr + 2, 2 * mr + 3):
+            a = strided(rng, M, K, dtype)
+            c0 = c_start(rng, M, N, dtype, beta)
+            forwards, alternating = c0.copy(), c0.copy()
+            packed.matmul(0.5, a, beta, forwards, repeat=2)
+            packed.matmul(0.5, a, beta, alternating, repeat=2, alternate=True)
+            what = f"M={M} K={K} N={N}"
+            np.testing.assert_array_equal(alternating, forwards, what)
+            if beta == 0.0:
+                assert_product(alternating, 0.5, a, b.T, 0.0, None, what)
+
+
 def test_gemm_packed_rejects_bad_column_ranges(isa):
     packed = _core._TestingPackedB("N", np.ones((4, 40), np.float32))
     pw = packed.panel_width

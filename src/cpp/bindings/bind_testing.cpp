@@ -141,7 +141,8 @@ class TestingPackedB {
   }
 
   void matmul(double alpha, py::handle A, double beta, py::handle C,
-              index_t n0, std::optional<index_t> n1, int repeat) {
+              index_t n0, std::optional<index_t> n1, int repeat,
+              bool alternate) {
     const char* fn = "_TestingPackedB.matmul";
     with_dtype_of(C, {fn, "C"}, [&](auto tag) {
       using T = decltype(tag);
@@ -157,7 +158,7 @@ class TestingPackedB {
       py::gil_scoped_release release;
       for (int r = 0; r < repeat; ++r)
         gemm::gemm_packed<T>(a.rows, T(alpha), a.p, a.ld, b, n0, end, T(beta),
-                             c.p, c.ld);
+                             c.p, c.ld, alternate && r % 2 == 1);
       return 0;
     });
   }
@@ -227,8 +228,10 @@ void register_testing(py::module_& m) {
       .def("matmul", &TestingPackedB::matmul, py::arg("alpha"), py::arg("A"),
            py::arg("beta"), py::arg("C"), py::arg("n0") = 0,
            py::arg("n1") = py::none(), py::arg("repeat") = 1,
+           py::arg("alternate") = false,
            "C[:, n0:n1] = alpha A op(B)[:, n0:n1] + beta C[:, n0:n1] in "
-           "place through gemm::gemm_packed");
+           "place through gemm::gemm_packed, `repeat` times (with "
+           "`alternate`, every other time with reverse=true)");
   m.def("_testing_ukernel", &testing_ukernel, py::arg("isa"), py::arg("m"),
         py::arg("n"), py::arg("alpha"), py::arg("a"), py::arg("b"),
         py::arg("beta"), py::arg("C"));

@@ -28,7 +28,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
     std::vector<T> a(d.B * n);
     return [&, sl, n, xp = std::move(xp), W = std::move(W), a = std::move(a)](
                index_t step, const T* h, T* h_next, threads::Barrier&) mutable {
-      cells::mul(d.B, h, H, W, T(0), a.data(), n);
+      cells::mul(d.B, h, H, W, T(0), a.data(), n, cells::odd(step));
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
         const index_t at = s.row(step, b) * H + sl.j0;

@@ -39,7 +39,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
     return [&, sl, n, xp = std::move(xp), W1 = std::move(W1), Wn = std::move(Wn),
             a = std::move(a)](
                index_t step, const T* h, T* h_next, threads::Barrier& barrier) mutable {
-      cells::mul(d.B, h, H, W1, T(0), a.data(), 3 * n);
+      cells::mul(d.B, h, H, W1, T(0), a.data(), 3 * n, cells::odd(step));
       if constexpr (!kResetAfter) {
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;
@@ -48,7 +48,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
                         rh.data() + b * H + sl.j0);
         }
         barrier.wait();  // every unit's r*h is in rh
-        cells::mul(d.B, rh.data(), H, Wn, T(0), a.data() + 2 * n, 3 * n);
+        cells::mul(d.B, rh.data(), H, Wn, T(0), a.data() + 2 * n, 3 * n, cells::odd(step));
       }
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
@@ -127,7 +127,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
       barrier.wait();  // every unit's gradients are in ds_all
       if constexpr (!kResetAfter) {
         // d(r*h) = dn W_hn, then r's gradient and the path through r*h.
-        cells::mul(d.B, ds_all + 2 * H, GH, Wn, T(0), drh.data(), n);
+        cells::mul(d.B, ds_all + 2 * H, GH, Wn, T(0), drh.data(), n, cells::odd(step));
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;
           const index_t row = s.row(step, b);

@@ -37,7 +37,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
     return [&, sl, n, xp = std::move(xp), W = std::move(W), Wr = std::move(Wr),
             a = std::move(a), hp = std::move(hp)](index_t step, const T* h, T* h_next,
                                 threads::Barrier& barrier) mutable {
-      cells::mul(d.B, h, P, W, T(0), a.data(), 4 * n);
+      cells::mul(d.B, h, P, W, T(0), a.data(), 4 * n, cells::odd(step));
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
         const index_t row = s.row(step, b);
@@ -56,7 +56,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
       }
       if constexpr (kProj) {
         barrier.wait();  // every unit's o*tanh(c) is in hc
-        cells::mul(d.B, hc.data(), H, Wr, T(0), hp.data(), sl.cols());
+        cells::mul(d.B, hc.data(), H, Wr, T(0), hp.data(), sl.cols(), cells::odd(step));
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;
           const T* src = hp.data() + b * sl.cols();
@@ -115,7 +115,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
           }
         }
         barrier.wait();  // dh_step complete
-        cells::mul(d.B, dh_step.data(), P, Wr, T(0), dhc.data(), n);
+        cells::mul(d.B, dh_step.data(), P, Wr, T(0), dhc.data(), n, cells::odd(step));
       }
       T* ds_all = dGs.data() + parity * d.B * GH;
       cells::backward_rows(s, step, sl, 4, ds_all, [&](index_t b, index_t row, T* ds) {

@@ -72,4 +72,24 @@ Blocking blocking(const kernels::GemmKernels<T>& uk, index_t M, bool by_slab) {
           by_slab ? std::max<index_t>(1, slab) * uk.mr : uk.mr};
 }
 
+// M rows as count() row tiles of near-equal height (at most MR, heights
+// differing by at most one, the taller first): a short remainder tile (14 + 2
+// for M = 16) costs almost as much as a full one.  Every tile of M >= 4 rows
+// keeps the full tile's arithmetic (ukernel_simd.h: short tiles below 4 rows
+// alone split their sums), so the split does not change any result: for
+// M > MR every tile has at least MR / 2 rows.
+class RowTiles {
+ public:
+  RowTiles(index_t M, index_t mr)
+      : count_(std::max<index_t>(1, (M + mr - 1) / mr)),
+        base_(M / count_),
+        extra_(M % count_) {}
+  index_t count() const { return count_; }
+  index_t begin(index_t t) const { return t * base_ + std::min(t, extra_); }
+  index_t height(index_t t) const { return base_ + (t < extra_ ? 1 : 0); }
+
+ private:
+  index_t count_, base_, extra_;
+};
+
 }  // namespace rnncore::gemm

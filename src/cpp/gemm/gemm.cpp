@@ -55,44 +55,79 @@ void scale(index_t M, index_t n0, index_t n1, T beta, T* C, index_t ldc) {
   }
 }
 
+// One row tile's pass over the B̃ panels of a block: C[0:m, 0:nc] =
+// alpha * Ã (m x kc) * B̃ + beta * C, panels in increasing order or, when
+// `backwards`, decreasing (the arithmetic of every element is the same).
+template <typename T>
+void tile_pass(const GemmKernels<T>& uk, index_t m, index_t nc, index_t kc,
+               T alpha, const T* a_tile, Panels<T> b, T beta, T* c,
+               index_t ldc, bool backwards) {
+  const index_t panels = (nc + uk.nr - 1) / uk.nr;
+  for (index_t q = 0; q < panels; ++q) {
+    const index_t j = backwards ? panels - 1 - q : q;
+    const index_t jr = j * uk.nr;
+    uk.ukernel(m, std::min(uk.nr, nc - jr), kc, alpha, a_tile,
+               b.b + j * b.stride, beta, c + jr, ldc);
+  }
+}
+
 // C[M, nc] = alpha * a[M, kc] * B̃ + beta * C: the inner loops of
-// blocking.h, packing `rows` rows of Ã at a time into a_room.
+// blocking.h.  Row tiles take turns walking the panels forwards and
+// backwards (the first one backwards when `reverse`), so each starts on the
+// panels the previous one left in cache.
+//
+// A not transposed (not by_slab): one Ã micro-panel at a time in a_room, in
+// tiles of near-equal height (RowTiles), e.g. 8 + 8 rows for M = 16 with
+// MR = 14, not 14 + 2: a 2-row tile streams B̃ all the same for a seventh
+// of the FMAs.  Transposed (by_slab): `rows` rows of Ã at a time, as MR-row
+// panels.
 template <typename T>
 void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
                    T alpha, View<T> a, Panels<T> b, T beta, T* C, index_t ldc,
-                   index_t rows, T* a_room) {
+                   bool by_slab, index_t rows, T* a_room, bool reverse) {
+  bool backwards = reverse;
+  if (!by_slab) {
+    const RowTiles tiles(M, uk.mr);
+    for (index_t t = 0; t < tiles.count(); ++t, backwards = !backwards) {
+      const index_t i0 = tiles.begin(t), m = tiles.height(t);
+      pack_a_panels(uk, View<T>{a.at(i0, 0), a.rs, a.cs}, m, kc, a_room);
+      tile_pass(uk, m, nc, kc, alpha, a_room, b, beta, C + i0 * ldc, ldc,
+                backwards);
+    }
+    return;
+  }
   for (index_t ic = 0; ic < M; ic += rows) {
     const index_t mc = std::min(rows, M - ic);
     pack_a_panels(uk, View<T>{a.at(ic, 0), a.rs, a.cs}, mc, kc, a_room);
-    for (index_t ir = 0; ir < mc; ir += uk.mr) {
-      const index_t m = std::min(uk.mr, mc - ir);
-      T* c = C + (ic + ir) * ldc;
-      for (index_t jr = 0, j = 0; jr < nc; jr += uk.nr, ++j)
-        uk.ukernel(m, std::min(uk.nr, nc - jr), kc, alpha, a_room + ir * kc,
-                   b.b + j * b.stride, beta, c + jr, ldc);
-    }
+    for (index_t ir = 0; ir < mc; ir += uk.mr, backwards = !backwards)
+      tile_pass(uk, std::min(uk.mr, mc - ir), nc, kc, alpha, a_room + ir * kc,
+                b, beta, C + (ic + ir) * ldc, ldc, backwards);
   }
 }
 
 // C[:, n0:n1] = alpha * a[M,K] * op(B)[:, n0:n1] + beta * C[:, n0:n1], where
 // b_block(jc, nc, pc, kc) supplies the B̃ panels of op(B)[pc:pc+kc, jc:jc+nc]
 // and a_room(blk) room for min(M, blk.mc) x blk.kc values of Ã (by_slab:
-// see blocking()).
+// see blocking()).  reverse: the column blocks and panels in decreasing
+// order (block_product); K blocks are always summed in increasing order, so
+// the result is the same bit for bit.
 template <typename T, typename BBlock, typename ARoom>
 void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
              index_t K, T alpha, View<T> a, bool by_slab, BBlock&& b_block,
-             ARoom&& a_room, T beta, T* C, index_t ldc) {
+             ARoom&& a_room, T beta, T* C, index_t ldc, bool reverse = false) {
   if (M == 0 || n1 == n0) return;
   if (K == 0 || alpha == T(0)) return scale(M, n0, n1, beta, C, ldc);
   const Blocking blk = blocking(uk, M, by_slab);
   T* const a_panels = a_room(blk);
-  for (index_t jc = n0; jc < n1; jc += blk.nc) {
+  const index_t blocks = (n1 - n0 + blk.nc - 1) / blk.nc;
+  for (index_t q = 0; q < blocks; ++q) {
+    const index_t jc = n0 + (reverse ? blocks - 1 - q : q) * blk.nc;
     const index_t nc = std::min(blk.nc, n1 - jc);
     for (index_t pc = 0; pc < K; pc += blk.kc) {
       const index_t kc = std::min(blk.kc, K - pc);
       block_product(uk, M, nc, kc, alpha, View<T>{a.at(0, pc), a.rs, a.cs},
                     b_block(jc, nc, pc, kc), pc == 0 ? beta : T(1), C + jc,
-                    ldc, blk.mc, a_panels);
+                    ldc, by_slab, blk.mc, a_panels, reverse);
     }
   }
 }
@@ -139,7 +174,7 @@ void pack_b(Trans tb, index_t K, index_t N, const T* B, index_t ldb,
 template <typename T>
 void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
                  const PackedB<T>& B, index_t n0, index_t n1, T beta, T* C,
-                 index_t ldc) {
+                 index_t ldc, bool reverse) {
   const index_t nr = B.panel_width();
   if (n0 < 0 || n1 < n0 || n1 > B.N_ || (nr && n0 % nr))
     throw std::invalid_argument(
@@ -156,7 +191,7 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
   alignas(64) T a_panel[kPanelBytes / sizeof(T)];
   auto a_room = [&](const Blocking&) { return a_panel; };
   blocked(*B.kernels_, M, n0, n1, B.K_, alpha, View<T>{A, lda, 1}, false,
-          panels, a_room, beta, C, ldc);
+          panels, a_room, beta, C, ldc, reverse);
 }
 
 #define RNNCORE_GEMM_INSTANTIATE(T)                                          \
@@ -169,7 +204,7 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
                           PackedB<T>&);                                      \
   template void gemm_packed<T>(index_t, T, const T*, index_t,                \
                                const PackedB<T>&, index_t, index_t, T, T*,   \
-                               index_t);
+                               index_t, bool);
 RNNCORE_GEMM_INSTANTIATE(float)
 RNNCORE_GEMM_INSTANTIATE(double)
 #undef RNNCORE_GEMM_INSTANTIATE
