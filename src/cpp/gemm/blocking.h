@@ -58,14 +58,19 @@ struct Blocking {
 };
 
 // by_slab: A is transposed, so Ã is packed MC rows at a time (see MC
-// above); otherwise MC = MR.
+// above); otherwise MC = MR.  NC counts the rows the blocks really have,
+// min(K, KC): a product with K = 128 keeps 1024 fp32 columns in half of L2,
+// so its Ã micro-panels are packed once per K block, not once per 448
+// columns.  Neither NC nor MC changes the order of any sum.
 template <typename T>
-Blocking blocking(const kernels::GemmKernels<T>& uk, index_t M, bool by_slab) {
+Blocking blocking(const kernels::GemmKernels<T>& uk, index_t M, index_t K,
+                  bool by_slab) {
   const std::size_t rows = std::size_t(std::min(M, uk.mr));
   const index_t kc =
       std::min(kMaxKC, index_t(kPanelBytes / (rows * sizeof(T))) / 8 * 8);
+  const std::size_t block_rows = std::size_t(std::max<index_t>(1, std::min(K, kc)));
   const index_t panels =
-      index_t(kL2Bytes / 2 / (std::size_t(kc * uk.nr) * sizeof(T)));
+      index_t(kL2Bytes / 2 / (block_rows * std::size_t(uk.nr) * sizeof(T)));
   const index_t slab =
       index_t(kL2Bytes / 4 / (std::size_t(kc) * sizeof(T))) / uk.mr;
   return {kc, std::max<index_t>(1, panels) * uk.nr,

@@ -117,7 +117,7 @@ void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
              ARoom&& a_room, T beta, T* C, index_t ldc, bool reverse = false) {
   if (M == 0 || n1 == n0) return;
   if (K == 0 || alpha == T(0)) return scale(M, n0, n1, beta, C, ldc);
-  const Blocking blk = blocking(uk, M, by_slab);
+  const Blocking blk = blocking(uk, M, K, by_slab);
   T* const a_panels = a_room(blk);
   const index_t blocks = (n1 - n0 + blk.nc - 1) / blk.nc;
   for (index_t q = 0; q < blocks; ++q) {
