@@ -81,12 +81,12 @@ gemm::PackedB<T> pack(Trans tb, index_t K, index_t N, const T* W,
 template <typename T>
 gemm::PackedB<T> pack_gate_rows(const T* W, index_t H, index_t cols,
                                 index_t g0, index_t g1, const Slice& sl) {
-  std::vector<T> rows;
-  rows.reserve(static_cast<std::size_t>((g1 - g0) * sl.units() * cols));
+  std::vector<gemm::RowBlock<T>> blocks;
   for (index_t g = g0; g < g1; ++g)
-    rows.insert(rows.end(), W + (g * H + sl.j0) * cols,
-                W + (g * H + sl.j1) * cols);
-  return pack(Trans::T, cols, (g1 - g0) * sl.units(), rows.data(), cols);
+    blocks.push_back({W + (g * H + sl.j0) * cols, sl.units()});
+  gemm::PackedB<T> out;
+  gemm::pack_b_rows(cols, blocks, cols, out);
+  return out;
 }
 
 // C[M, N] = A[M, K] W + beta C with W packed (no work for an empty share).

@@ -172,6 +172,40 @@ void pack_b(Trans tb, index_t K, index_t N, const T* B, index_t ldb,
 }
 
 template <typename T>
+void pack_b_rows(index_t K, const std::vector<RowBlock<T>>& blocks,
+                 index_t ld, PackedB<T>& out) {
+  const GemmKernels<T>& uk = dispatch::active().gemm<T>();
+  index_t N = 0;
+  for (const RowBlock<T>& b : blocks) N += b.count;
+  const index_t stride = K * uk.nr;
+  out.kernels_ = &uk;
+  out.K_ = K;
+  out.N_ = N;
+  T* dst = out.panels_.reserve(std::size_t((N + uk.nr - 1) / uk.nr * stride));
+  std::vector<T> spanning;  // the rows of a panel that spans two blocks
+  std::size_t blk = 0;      // column j of R^T is row `row` of blocks[blk]
+  index_t row = 0;
+  auto next_row = [&]() {
+    while (row == blocks[blk].count) ++blk, row = 0;
+    return blocks[blk].first + (row++) * ld;
+  };
+  for (index_t j = 0; j < N; j += uk.nr, dst += stride) {
+    const index_t w = std::min(uk.nr, N - j);
+    while (row == blocks[blk].count) ++blk, row = 0;
+    if (blocks[blk].count - row >= w) {
+      pack_panel(uk, blocks[blk].first + row * ld, ld, index_t(1), w, uk.nr, K,
+                 dst);
+      row += w;
+      continue;
+    }
+    spanning.resize(std::size_t(w * K));
+    for (index_t q = 0; q < w; ++q)
+      std::copy_n(next_row(), K, spanning.begin() + q * K);
+    pack_panel(uk, spanning.data(), K, index_t(1), w, uk.nr, K, dst);
+  }
+}
+
+template <typename T>
 void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
                  const PackedB<T>& B, index_t n0, index_t n1, T beta, T* C,
                  index_t ldc, bool reverse) {
@@ -202,6 +236,8 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
                         index_t);                                            \
   template void pack_b<T>(Trans, index_t, index_t, const T*, index_t,        \
                           PackedB<T>&);                                      \
+  template void pack_b_rows<T>(index_t, const std::vector<RowBlock<T>>&,     \
+                               index_t, PackedB<T>&);                        \
   template void gemm_packed<T>(index_t, T, const T*, index_t,                \
                                const PackedB<T>&, index_t, index_t, T, T*,   \
                                index_t, bool);

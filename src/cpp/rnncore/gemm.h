@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "rnncore/common.h"
 
@@ -54,12 +55,28 @@ class AlignedBuffer {
 template <typename T>
 class PackedB;
 
+// count rows of a row-major matrix from `first` on (row stride: the ld
+// given with them).
+template <typename T>
+struct RowBlock {
+  const T* first;
+  index_t count;
+};
+
 // out <- op(B) [K,N] packed into the micro-kernel's panels of the ISA active
 // now (out remembers it, so a later rnncore::cpu::set_isa does not affect
 // it).  Reuses out's storage: allocates only when it must grow.
 template <typename T>
 void pack_b(Trans tb, index_t K, index_t N, const T* B, index_t ldb,
             PackedB<T>& out);
+
+// out <- R^T [K, N], R [N, K] being the rows of `blocks` one after another
+// (K values each, row stride ld): pack_b(Trans::T, K, N, R, ld) without
+// gathering R first (one thread's recurrent weights: a block of rows per
+// gate).  Only a panel that spans two blocks is gathered, NR rows.
+template <typename T>
+void pack_b_rows(index_t K, const std::vector<RowBlock<T>>& blocks,
+                 index_t ld, PackedB<T>& out);
 
 // C[:, n0:n1] = alpha * A[M,K] * op(B)[:, n0:n1] + beta * C[:, n0:n1], with
 // A row-major (not transposed) and B packed by pack_b.  C points at column 0
@@ -90,6 +107,8 @@ class PackedB {
  private:
   friend void pack_b<T>(Trans, index_t, index_t, const T*, index_t,
                         PackedB<T>&);
+  friend void pack_b_rows<T>(index_t, const std::vector<RowBlock<T>>&,
+                             index_t, PackedB<T>&);
   friend void gemm_packed<T>(index_t, T, const T*, index_t, const PackedB<T>&,
                              index_t, index_t, T, T*, index_t, bool);
   const kernels::GemmKernels<T>* kernels_ = nullptr;
