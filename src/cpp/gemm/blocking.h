@@ -77,6 +77,17 @@ Blocking blocking(const kernels::GemmKernels<T>& uk, index_t M, index_t K,
           by_slab ? std::max<index_t>(1, slab) * uk.mr : uk.mr};
 }
 
+// Whether the micro-kernel reads the rows of A (row stride rs, column
+// stride cs) in place instead of a packed Ã: A not transposed, and rows of
+// at most 2 KiB, so that the MR rows of a tile, however far apart, share
+// the 8 ways of each L1 set without evicting one another (rows 4 KiB apart
+// would all fall in the same sets).  Packing such a tile cost more than
+// its product when N is small: 11% of a batch-16 tanh RNN step.
+template <typename T>
+bool in_place_rows(index_t rs, index_t cs) {
+  return cs == 1 && rs * index_t(sizeof(T)) <= 2048;
+}
+
 // M rows as count() row tiles of near-equal height (at most MR, heights
 // differing by at most one, the taller first): a short remainder tile (14 + 2
 // for M = 16) costs almost as much as a full one.  Every tile of M >= 4 rows

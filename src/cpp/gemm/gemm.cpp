@@ -58,16 +58,22 @@ void scale(index_t M, index_t n0, index_t n1, T beta, T* C, index_t ldc) {
 // One row tile's pass over the B̃ panels of a block: C[0:m, 0:nc] =
 // alpha * Ã (m x kc) * B̃ + beta * C, panels in increasing order or, when
 // `backwards`, decreasing (the arithmetic of every element is the same).
+// Ã is the packed micro-panel at a_tile (lda == 0) or row-major rows in
+// place (A[i, p] at a_tile[i*lda + p]).
 template <typename T>
 void tile_pass(const GemmKernels<T>& uk, index_t m, index_t nc, index_t kc,
-               T alpha, const T* a_tile, Panels<T> b, T beta, T* c,
-               index_t ldc, bool backwards) {
+               T alpha, const T* a_tile, index_t lda, Panels<T> b, T beta,
+               T* c, index_t ldc, bool backwards) {
   const index_t panels = (nc + uk.nr - 1) / uk.nr;
   for (index_t q = 0; q < panels; ++q) {
     const index_t j = backwards ? panels - 1 - q : q;
-    const index_t jr = j * uk.nr;
-    uk.ukernel(m, std::min(uk.nr, nc - jr), kc, alpha, a_tile,
-               b.b + j * b.stride, beta, c + jr, ldc);
+    const index_t jr = j * uk.nr, n = std::min(uk.nr, nc - jr);
+    if (lda)
+      uk.ukernel_rows(m, n, kc, alpha, a_tile, lda, b.b + j * b.stride, beta,
+                      c + jr, ldc);
+    else
+      uk.ukernel(m, n, kc, alpha, a_tile, b.b + j * b.stride, beta, c + jr,
+                 ldc);
   }
 }
 
@@ -76,11 +82,12 @@ void tile_pass(const GemmKernels<T>& uk, index_t m, index_t nc, index_t kc,
 // backwards (the first one backwards when `reverse`), so each starts on the
 // panels the previous one left in cache.
 //
-// A not transposed (not by_slab): one Ã micro-panel at a time in a_room, in
-// tiles of near-equal height (RowTiles), e.g. 8 + 8 rows for M = 16 with
-// MR = 14, not 14 + 2: a 2-row tile streams B̃ all the same for a seventh
-// of the FMAs.  Transposed (by_slab): `rows` rows of Ã at a time, as MR-row
-// panels.
+// A not transposed (not by_slab): tiles of near-equal height (RowTiles),
+// e.g. 8 + 8 rows for M = 16 with MR = 14, not 14 + 2: a 2-row tile streams
+// B̃ all the same for a seventh of the FMAs.  Short rows of A (in_place,
+// blocking.h) are read where they are; longer ones are packed one
+// micro-panel at a time into a_room.  Transposed (by_slab): `rows` rows of
+// Ã at a time, as MR-row panels.
 template <typename T>
 void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
                    T alpha, View<T> a, Panels<T> b, T beta, T* C, index_t ldc,
@@ -88,11 +95,17 @@ void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
   bool backwards = reverse;
   if (!by_slab) {
     const RowTiles tiles(M, uk.mr);
+    const bool in_place = in_place_rows<T>(a.rs, a.cs);
     for (index_t t = 0; t < tiles.count(); ++t, backwards = !backwards) {
       const index_t i0 = tiles.begin(t), m = tiles.height(t);
+      if (in_place) {
+        tile_pass(uk, m, nc, kc, alpha, a.at(i0, 0), a.rs, b, beta,
+                  C + i0 * ldc, ldc, backwards);
+        continue;
+      }
       pack_a_panels(uk, View<T>{a.at(i0, 0), a.rs, a.cs}, m, kc, a_room);
-      tile_pass(uk, m, nc, kc, alpha, a_room, b, beta, C + i0 * ldc, ldc,
-                backwards);
+      tile_pass(uk, m, nc, kc, alpha, a_room, index_t(0), b, beta,
+                C + i0 * ldc, ldc, backwards);
     }
     return;
   }
@@ -101,7 +114,7 @@ void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
     pack_a_panels(uk, View<T>{a.at(ic, 0), a.rs, a.cs}, mc, kc, a_room);
     for (index_t ir = 0; ir < mc; ir += uk.mr, backwards = !backwards)
       tile_pass(uk, std::min(uk.mr, mc - ir), nc, kc, alpha, a_room + ir * kc,
-                b, beta, C + (ic + ir) * ldc, ldc, backwards);
+                index_t(0), b, beta, C + (ic + ir) * ldc, ldc, backwards);
   }
 }
 

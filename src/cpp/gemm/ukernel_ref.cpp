@@ -12,13 +12,16 @@
 namespace rnncore::kernels {
 namespace {
 
+// Ã element (i, p) at a[p*m + i] (packed) or a[i*lda + p] (in place).
 template <typename T, int MR, int NR>
-void ukernel_ref(index_t m, index_t n, index_t k, T alpha, const T* a,
-                 const T* b, T beta, T* c, index_t ldc) {
+void ukernel_ref_any(index_t m, index_t n, index_t k, T alpha, const T* a,
+                     index_t lda, const T* b, T beta, T* c, index_t ldc) {
+  const index_t si = lda ? lda : 1, sp = lda ? 1 : m;
   T acc[MR][NR] = {};
   for (index_t p = 0; p < k; ++p)
     for (index_t i = 0; i < m; ++i)
-      for (int j = 0; j < NR; ++j) acc[i][j] += a[p * m + i] * b[p * NR + j];
+      for (int j = 0; j < NR; ++j)
+        acc[i][j] += a[i * si + p * sp] * b[p * NR + j];
   for (index_t i = 0; i < m; ++i)
     for (index_t j = 0; j < n; ++j) {
       T& cij = c[i * ldc + j];
@@ -26,10 +29,23 @@ void ukernel_ref(index_t m, index_t n, index_t k, T alpha, const T* a,
     }
 }
 
+template <typename T, int MR, int NR>
+void ukernel_ref(index_t m, index_t n, index_t k, T alpha, const T* a,
+                 const T* b, T beta, T* c, index_t ldc) {
+  ukernel_ref_any<T, MR, NR>(m, n, k, alpha, a, 0, b, beta, c, ldc);
+}
+
+template <typename T, int MR, int NR>
+void ukernel_ref_rows(index_t m, index_t n, index_t k, T alpha, const T* a,
+                      index_t lda, const T* b, T beta, T* c, index_t ldc) {
+  ukernel_ref_any<T, MR, NR>(m, n, k, alpha, a, lda, b, beta, c, ldc);
+}
+
 template <typename T>
 GemmKernels<T> reference_kernels() {
   constexpr int MR = 4, NR = 32 / sizeof(T);
-  return {MR, NR, &ukernel_ref<T, MR, NR>, &gemm::pack_t_scalar<T>};
+  return {MR, NR, &ukernel_ref<T, MR, NR>, &ukernel_ref_rows<T, MR, NR>,
+          &gemm::pack_t_scalar<T>};
 }
 
 }  // namespace

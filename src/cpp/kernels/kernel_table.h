@@ -44,6 +44,14 @@ template <typename T>
 using UKernel = void (*)(index_t m, index_t n, index_t k, T alpha, const T* a,
                          const T* b, T beta, T* c, index_t ldc);
 
+// The same product with Ã read in place from a row-major A: A[i, p] at
+// a[i*lda + p], no packing (the driver uses it for short rows, see
+// gemm.cpp).  Every element is summed exactly as by the packed kernel.
+template <typename T>
+using UKernelRows = void (*)(index_t m, index_t n, index_t k, T alpha,
+                             const T* a, index_t lda, const T* b, T beta,
+                             T* c, index_t ldc);
+
 // The transposing pack: one panel of `len` lines of `width` values whose
 // lines are columns of the source (row stride ld, unit column stride):
 //
@@ -64,6 +72,7 @@ struct GemmKernels {
   index_t mr = 0;  // micro-tile rows (MR)
   index_t nr = 0;  // micro-tile columns (NR), the width of every B̃ panel
   UKernel<T> ukernel = nullptr;
+  UKernelRows<T> ukernel_rows = nullptr;
   PackT<T> pack_t = nullptr;
 };
 

@@ -100,9 +100,12 @@ struct MicroKernel {
     return M + NV + kLines <= M * NV;
   }
 
-  template <int M>
+  // Ã element (i, p): a[i] of the packed micro-panel at step p (kRows
+  // false: a = Ã + p*M), or a[i*lda] of a row-major A read in place
+  // (kRows: a = A + p).
+  template <int M, bool kRows>
   static inline __attribute__((always_inline)) void step(
-      reg (&acc)[M][NV], const T* a, const T* b) {
+      reg (&acc)[M][NV], const T* a, index_t lda, const T* b) {
     if constexpr (prefetches<M>()) {
       const char* ahead = reinterpret_cast<const char*>(b) + kPrefetchBytes;
 #pragma GCC unroll 8
@@ -113,7 +116,7 @@ struct MicroKernel {
     for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * W);
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
-      const reg ai = V::set1(a[i]);
+      const reg ai = V::set1(kRows ? a[i * lda] : a[i]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
     }
@@ -138,9 +141,9 @@ struct MicroKernel {
     }
   }
 
-  template <int M>
-  static void tile(index_t n, index_t k, T alpha, const T* a, const T* b,
-                   T beta, T* c, index_t ldc) {
+  template <int M, bool kRows>
+  static void tile(index_t n, index_t k, T alpha, const T* a, index_t lda,
+                   const T* b, T beta, T* c, index_t ldc) {
     constexpr int U = unroll<M>();
     reg acc[U][M][NV];
 #pragma GCC unroll 16
@@ -150,12 +153,13 @@ struct MicroKernel {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) acc[u][i][v] = V::zero();
 
+    auto at = [&](index_t p) { return kRows ? a + p : a + p * M; };
     index_t p = 0;
     for (; p + U <= k; p += U)
 #pragma GCC unroll 8
       for (int u = 0; u < U; ++u)
-        step<M>(acc[u], a + (p + u) * M, b + (p + u) * NR);
-    for (; p < k; ++p) step<M>(acc[0], a + p * M, b + p * NR);
+        step<M, kRows>(acc[u], at(p + u), lda, b + (p + u) * NR);
+    for (; p < k; ++p) step<M, kRows>(acc[0], at(p), lda, b + p * NR);
 
 #pragma GCC unroll 8
     for (int u = 1; u < U; ++u)
@@ -171,22 +175,30 @@ struct MicroKernel {
 
   // Tiles of every height 1..MR, compiled separately so that a short edge
   // tile costs only its own rows; run() picks one by m.
-  using Tile = void (*)(index_t n, index_t k, T alpha, const T* a, const T* b,
-                        T beta, T* c, index_t ldc);
-  template <class Seq>
+  using Tile = void (*)(index_t n, index_t k, T alpha, const T* a,
+                        index_t lda, const T* b, T beta, T* c, index_t ldc);
+  template <bool kRows, class Seq>
   struct Tiles;
-  template <int... I>
-  struct Tiles<std::integer_sequence<int, I...>> {
-    static constexpr Tile by_height[] = {&tile<I + 1>...};
+  template <bool kRows, int... I>
+  struct Tiles<kRows, std::integer_sequence<int, I...>> {
+    static constexpr Tile by_height[] = {&tile<I + 1, kRows>...};
   };
 
   static void run(index_t m, index_t n, index_t k, T alpha, const T* a,
                   const T* b, T beta, T* c, index_t ldc) {
-    Tiles<std::make_integer_sequence<int, MR>>::by_height[m - 1](
-        n, k, alpha, a, b, beta, c, ldc);
+    Tiles<false, std::make_integer_sequence<int, MR>>::by_height[m - 1](
+        n, k, alpha, a, 0, b, beta, c, ldc);
   }
 
-  static GemmKernels<T> kernels() { return {MR, NR, &run, &pack_t<V>}; }
+  static void run_rows(index_t m, index_t n, index_t k, T alpha, const T* a,
+                       index_t lda, const T* b, T beta, T* c, index_t ldc) {
+    Tiles<true, std::make_integer_sequence<int, MR>>::by_height[m - 1](
+        n, k, alpha, a, lda, b, beta, c, ldc);
+  }
+
+  static GemmKernels<T> kernels() {
+    return {MR, NR, &run, &run_rows, &pack_t<V>};
+  }
 };
 
 }  // namespace
