@@ -140,7 +140,7 @@ void lstm_backward(const LstmBackward<T>& a) {
 
 // reset_after: hn = W_hn h + b_hn (hh + bn), n = tanh(xn + r*hn);
 // reset before: hn = r*h (given in bn's place), n = tanh(xn + hh).
-template <typename T, bool kTrain, bool kResetAfter>
+template <typename T, bool kTrain, bool kResetAfter, bool kBn>
 void gru_forward_loop(index_t n, const T* R xr, const T* R xz, const T* R xn,
                       const T* R hr, const T* R hz, const T* R hh,
                       const T* R bn, const T* R h, T* R h_new, T* R gr,
@@ -148,7 +148,8 @@ void gru_forward_loop(index_t n, const T* R xr, const T* R xz, const T* R xn,
   for (index_t j = 0; j < n; ++j) {
     const T r = act::sigmoid(xr[j] + hr[j]);
     const T z = act::sigmoid(xz[j] + hz[j]);
-    const T hn = kResetAfter ? hh[j] + bn[j] : bn[j];
+    const T b = kBn ? bn[j] : T(0);
+    const T hn = kResetAfter ? hh[j] + b : b;
     const T nn = act::tanh(xn[j] + (kResetAfter ? r * hn : hh[j]));
     h_new[j] = (T(1) - z) * nn + z * h[j];
     if constexpr (kTrain) {
@@ -160,7 +161,7 @@ void gru_forward_loop(index_t n, const T* R xr, const T* R xz, const T* R xn,
   }
 }
 
-template <typename T, bool kTrain>
+template <typename T, bool kTrain, bool kBn>
 void gru_forward_variant(const GruForward<T>& a, const T* bn) {
   const index_t n = a.n, gs = a.gs;
   const T *x = a.a_x, *h = a.a_h;
@@ -168,28 +169,27 @@ void gru_forward_variant(const GruForward<T>& a, const T* bn) {
   T *g0 = nullptr, *g1 = nullptr, *g2 = nullptr;
   if (kTrain) g0 = g, g1 = g + gs, g2 = g + 2 * gs;
   if (a.reset_after)
-    gru_forward_loop<T, kTrain, true>(n, x, x + n, x + 2 * n, h, h + n,
-                                      h + 2 * n, bn, a.h, a.h_new, g0, g1, g2,
-                                      a.hn);
+    gru_forward_loop<T, kTrain, true, kBn>(n, x, x + n, x + 2 * n, h, h + n,
+                                           h + 2 * n, bn, a.h, a.h_new, g0,
+                                           g1, g2, a.hn);
   else
-    gru_forward_loop<T, kTrain, false>(n, x, x + n, x + 2 * n, h, h + n,
-                                       h + 2 * n, bn, a.h, a.h_new, g0, g1,
-                                       g2, a.hn);
+    gru_forward_loop<T, kTrain, false, kBn>(n, x, x + n, x + 2 * n, h, h + n,
+                                            h + 2 * n, bn, a.h, a.h_new, g0,
+                                            g1, g2, a.hn);
 }
 
+// bn: b_hn, or r*h (reset before); absent (reset_after without bias) it is
+// read as zeros without being stored anywhere: nothing is allocated inside
+// a time loop.
 template <typename T>
 void gru_forward(const GruForward<T>& a) {
-  // The loop always reads bn: b_hn (zeros when absent) or r*h.
-  std::vector<T> zeros;
   const T* bn = a.reset_after ? a.b_hn : a.rh;
-  if (!bn) {
-    zeros.assign(static_cast<std::size_t>(a.n), T(0));
-    bn = zeros.data();
-  }
   if (a.gates)
-    gru_forward_variant<T, true>(a, bn);
+    bn ? gru_forward_variant<T, true, true>(a, bn)
+       : gru_forward_variant<T, true, false>(a, a.a_h);
   else
-    gru_forward_variant<T, false>(a, bn);
+    bn ? gru_forward_variant<T, false, true>(a, bn)
+       : gru_forward_variant<T, false, false>(a, a.a_h);
   if (a.out2) std::memcpy(a.out2, a.h_new, sizeof(T) * a.n);
 }
 
