@@ -1,7 +1,8 @@
 // The point-wise gate kernels, written once as plain loops and compiled once
 // per instruction set (gates_<isa>.cpp include this file inside an anonymous
 // namespace, with their own -m flags), so the compiler vectorises each for
-// its ISA.  The loops are branch-free and call only the inline activations
+// its ISA.  On AVX2 and AVX-512 the float forward kernels are replaced by
+// the intrinsics of activations_simd.h (same functions, a few ulp apart).  The loops are branch-free and call only the inline activations
 // below, which are arithmetic and bit operations the vectoriser handles.
 //
 // float: exp is a degree-6 polynomial on [-ln2/2, ln2/2] times 2^k (about
