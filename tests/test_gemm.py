@@ -280,6 +280,26 @@ def test_rows_read_in_place_or_packed_give_the_same_bits(isa, dtype, rng):
                     assert_product(near_c, 0.5, a, b.T, 0.0, None, f"M={M} K={K}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_misaligned_a_is_read_correctly(isa, dtype, rng):
+    # A NumPy array need not be aligned to its type: such an A must not go
+    # to the in-place micro-kernel (a scalar load of a misaligned value is
+    # undefined behaviour, which the UBSan run of this file would report).
+    M, K = 5, 24
+    raw = np.zeros(M * K * np.dtype(dtype).itemsize + 1, np.uint8)
+    a = raw[1:].view(dtype).reshape(M, K)
+    assert a.ctypes.data % np.dtype(dtype).itemsize != 0
+    a[...] = rng.standard_normal((M, K))
+    b = rng.standard_normal((K, 40)).astype(dtype)
+    c = np.full((M, 40), np.nan, dtype)
+    _core._testing_gemm("N", "N", 1.0, a, b, 0.0, c)
+    assert_product(c, 1.0, a, b, 0.0, None, "misaligned A, gemm")
+    packed = _core._TestingPackedB("N", b)
+    c2 = np.full((M, 40), np.nan, dtype)
+    packed.matmul(1.0, a, 0.0, c2)
+    assert_product(c2, 1.0, a, b, 0.0, None, "misaligned A, gemm_packed")
+
+
 def test_gemm_packed_rejects_bad_column_ranges(isa):
     packed = _core._TestingPackedB("N", np.ones((4, 40), np.float32))
     pw = packed.panel_width

@@ -41,6 +41,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels/kernel_table.h"
 
@@ -82,10 +83,14 @@ Blocking blocking(const kernels::GemmKernels<T>& uk, index_t M, index_t K,
 // at most 2 KiB, so that the MR rows of a tile, however far apart, share
 // the 8 ways of each L1 set without evicting one another (rows 4 KiB apart
 // would all fall in the same sets).  Packing such a tile cost more than
-// its product when N is small: 11% of a batch-16 tanh RNN step.
+// its product when N is small: 11% of a batch-16 tanh RNN step.  The
+// kernel loads the values of A one at a time, so A must also be aligned to
+// its type (a NumPy array need not be; a misaligned one is packed, which
+// copies it with vector loads).
 template <typename T>
-bool in_place_rows(index_t rs, index_t cs) {
-  return cs == 1 && rs * index_t(sizeof(T)) <= 2048;
+bool in_place_rows(const T* p, index_t rs, index_t cs) {
+  return cs == 1 && rs * index_t(sizeof(T)) <= 2048 &&
+         reinterpret_cast<std::uintptr_t>(p) % alignof(T) == 0;
 }
 
 // M rows as count() row tiles of near-equal height (at most MR, heights

@@ -95,7 +95,7 @@ void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
   bool backwards = reverse;
   if (!by_slab) {
     const RowTiles tiles(M, uk.mr);
-    const bool in_place = in_place_rows<T>(a.rs, a.cs);
+    const bool in_place = in_place_rows<T>(a.p, a.rs, a.cs);
     for (index_t t = 0; t < tiles.count(); ++t, backwards = !backwards) {
       const index_t i0 = tiles.begin(t), m = tiles.height(t);
       if (in_place) {
