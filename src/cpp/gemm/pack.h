@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 
 #include "kernels/kernel_table.h"
 
@@ -18,7 +19,8 @@ struct View {
 };
 
 // The scalar transposing pack (contract: kernels::PackT), the reference
-// kernels' entry.  Lines are copied kLines at a time, source row q by
+// kernels' entry.  It reads through memcpy: a NumPy array need not be
+// aligned to its type, and a typed load of a misaligned value is undefined.  Lines are copied kLines at a time, source row q by
 // source row q, so that both the source rows and the destination lines
 // being written stay in L1.
 template <typename T>
@@ -29,8 +31,8 @@ void pack_t_scalar(const T* src, index_t ld, index_t w, index_t width,
     const index_t lines = std::min(kLines, len - l0);
     T* d = dst + l0 * width;
     for (index_t q = 0; q < w; ++q)
-      for (index_t l = 0; l < lines; ++l)
-        d[l * width + q] = src[q * ld + l0 + l];
+      for (index_t l = 0; l < lines; ++l)  // memcpy: src may be misaligned
+        std::memcpy(d + l * width + q, src + q * ld + l0 + l, sizeof(T));
     for (index_t l = 0; l < lines; ++l)
       std::fill(d + l * width + w, d + (l + 1) * width, T(0));
   }
