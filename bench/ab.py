@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Two builds of rnncore, timed in alternating processes (A/B).
+
+On a shared machine the speed drifts by more than most changes are worth
+(this project's VM: up to 1.5x within minutes), so a change is judged by
+running the old and the new build in turns, many rounds, and comparing the
+medians.  Each build is a directory holding an ``rnncore`` package with its
+compiled ``_core`` (for example a copy of ``python/rnncore`` plus the .so
+of that build)::
+
+    mkdir -p /tmp/old && cp -r python/rnncore /tmp/old/ && cp <old _core*.so> /tmp/old/rnncore/
+    python bench/ab.py /tmp/old /tmp/new --cell lstm --shapes 100x16x128,50x64x256
+    python bench/ab.py /tmp/new@RNNCORE_NUM_THREADS=2 /tmp/new --shapes 50x64x256
+
+``DIR@NAME=VALUE`` runs that build with an environment variable set.  The
+children start with ``python -S`` and the site-packages directories put
+back by hand behind DIR, so an editable install of rnncore cannot shadow
+the build under test.  Prints, per shape, both medians and B/A (below 1: B
+is faster).  Not run by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import site
+import subprocess
+import sys
+
+import numpy as np
+
+CHILD = r"""
+import os, sys
+sys.path[:0] = [sys.argv[1]] + sys.argv[2].split(os.pathsep)
+import json, time
+import numpy as np
+import rnncore
+from rnncore import functional as F
+
+cell, shapes, mode, seconds = sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6])
+G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+out = {}
+for shape in shapes.split(","):
+    T, B, H = map(int, shape.split("x"))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, H), dtype=np.float32)
+    h0 = np.zeros((B, H), np.float32)
+    w_ih = (rng.standard_normal((G * H, H)) * 0.1).astype(np.float32)
+    w_hh = (rng.standard_normal((G * H, H)) * 0.1).astype(np.float32)
+    b = np.zeros(G * H, np.float32)
+    train = mode == "fwdbwd"
+    dy = np.ones((T, B, H), np.float32)
+    if cell == "lstm":
+        fwd = lambda: F.lstm_forward(x, h0, h0, w_ih, w_hh, b, b, keep_cache=train)
+        bwd = F.lstm_backward
+    elif cell == "gru":
+        fwd = lambda: F.gru_forward(x, h0, w_ih, w_hh, b, b, keep_cache=train)
+        bwd = F.gru_backward
+    else:
+        fwd = lambda: F.rnn_forward(x, h0, w_ih, w_hh, b, b, keep_cache=train)
+        bwd = F.rnn_backward
+
+    def call():
+        result = fwd()
+        if train:
+            bwd(result[-1], dy)
+
+    call()
+    times = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 3:
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    out[shape] = float(np.median(times))
+print(json.dumps(out))
+"""
+
+
+def run_child(spec: str, args, site_dirs: str) -> dict:
+    path, *settings = spec.split("@")
+    env = dict(os.environ)
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        env[name] = value
+    env.setdefault("RNNCORE_NUM_THREADS", str(args.threads))
+    cmd = [sys.executable, "-S", "-c", CHILD, path, site_dirs, args.cell,
+           args.shapes, args.pass_, str(args.seconds)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode:
+        sys.exit(f"{spec}: child failed\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("a", help="build A: DIR[@NAME=VALUE...]")
+    p.add_argument("b", help="build B: DIR[@NAME=VALUE...]")
+    p.add_argument("--cell", default="lstm", choices=["lstm", "gru", "rnn"])
+    p.add_argument("--shapes", default="100x1x256,100x16x128,50x64x256",
+                   help="comma list of TxBxH (I = H)")
+    p.add_argument("--pass", dest="pass_", default="fwd", choices=["fwd", "fwdbwd"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--seconds", type=float, default=0.6, help="timing per shape per child")
+    args = p.parse_args(argv)
+    site_dirs = os.pathsep.join(site.getsitepackages())
+    results: dict[str, list[dict]] = {args.a: [], args.b: []}
+    for _ in range(args.rounds):
+        for spec in (args.a, args.b):
+            results[spec].append(run_child(spec, args, site_dirs))
+    for shape in args.shapes.split(","):
+        ta = float(np.median([r[shape] for r in results[args.a]]))
+        tb = float(np.median([r[shape] for r in results[args.b]]))
+        print(f"{args.cell} {args.pass_} {shape} threads={args.threads}: "
+              f"A {ta * 1e3:.3f} ms  B {tb * 1e3:.3f} ms  B/A {tb / ta:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
