@@ -198,13 +198,16 @@ void pack_b_rows(index_t K, const std::vector<RowBlock<T>>& blocks,
   std::vector<T> spanning;  // the rows of a panel that spans two blocks
   std::size_t blk = 0;      // column j of R^T is row `row` of blocks[blk]
   index_t row = 0;
-  auto next_row = [&]() {
+  auto skip_used = [&]() {  // past the blocks whose rows are all packed
     while (row == blocks[blk].count) ++blk, row = 0;
+  };
+  auto next_row = [&]() {
+    skip_used();
     return blocks[blk].first + (row++) * ld;
   };
   for (index_t j = 0; j < N; j += uk.nr, dst += stride) {
     const index_t w = std::min(uk.nr, N - j);
-    while (row == blocks[blk].count) ++blk, row = 0;
+    skip_used();
     if (blocks[blk].count - row >= w) {
       pack_panel(uk, blocks[blk].first + row * ld, ld, index_t(1), w, uk.nr, K,
                  dst);

@@ -31,16 +31,13 @@ struct Act {
   using reg = typename V::reg;
 
   static reg exp(reg x) {
-    x = V::min(V::set1(88.0f), V::max(V::set1(-87.0f), x));  // NaN stays
-    const reg k = V::round(V::mul(x, V::set1(1.44269504088896341f)));
-    reg r = V::fnmadd(k, V::set1(0.693359375f), x);
-    r = V::fmadd(k, V::set1(2.12194440e-4f), r);
-    reg p = V::set1(1.9875691500e-4f);
-    p = V::fmadd(p, r, V::set1(1.3981999507e-3f));
-    p = V::fmadd(p, r, V::set1(8.3334519073e-3f));
-    p = V::fmadd(p, r, V::set1(4.1665795894e-2f));
-    p = V::fmadd(p, r, V::set1(1.6666665459e-1f));
-    p = V::fmadd(p, r, V::set1(5.0000001201e-1f));
+    using namespace act_poly;
+    x = V::min(V::set1(kExpHi), V::max(V::set1(kExpLo), x));  // NaN stays
+    const reg k = V::round(V::mul(x, V::set1(kLog2e)));
+    reg r = V::fnmadd(k, V::set1(kLn2Hi), x);
+    r = V::fmadd(k, V::set1(kLn2Lo), r);
+    reg p = V::set1(kExpP[0]);
+    for (int i = 1; i < 6; ++i) p = V::fmadd(p, r, V::set1(kExpP[i]));
     p = V::fmadd(V::mul(p, r), r, V::add(r, V::set1(1.0f)));
     return V::scale2(p, k);
   }
@@ -60,18 +57,16 @@ struct Act {
   // An odd polynomial below 0.625 (relative accuracy near 0), else
   // 1 - 2 / (exp(2|x|) + 1) with the sign of x.
   static reg tanh(reg x) {
+    using namespace act_poly;
     const reg ax = V::abs(x);
     const reg z = V::mul(x, x);
-    reg p = V::set1(-5.70498872745e-3f);
-    p = V::fmadd(p, z, V::set1(2.06390887954e-2f));
-    p = V::fmadd(p, z, V::set1(-5.37397155531e-2f));
-    p = V::fmadd(p, z, V::set1(1.33314422036e-1f));
-    p = V::fmadd(p, z, V::set1(-3.33332819422e-1f));
+    reg p = V::set1(kTanhQ[0]);
+    for (int i = 1; i < 5; ++i) p = V::fmadd(p, z, V::set1(kTanhQ[i]));
     const reg small = V::fmadd(V::mul(x, z), p, x);
     const reg e = exp(V::add(ax, ax));
     const reg big = V::fnmadd(V::set1(2.0f), recip(V::add(e, V::set1(1.0f))),
                               V::set1(1.0f));
-    return V::select_lt(ax, V::set1(0.625f), small, V::copysign(big, x));
+    return V::select_lt(ax, V::set1(kTanhSmall), small, V::copysign(big, x));
   }
 };
 
@@ -123,6 +118,14 @@ inline void over_units(index_t n, Fn&& fn) {
   if (j < n) fn(Lanes<V, 1>{j, n - j});
 }
 
+// The i-th of regs... stored at p + i*stride (the gate blocks of a cache).
+template <class L, class... Regs>
+inline void store_gates(const L& l, float* p, index_t stride,
+                        const Regs&... regs) {
+  index_t i = 0;
+  (l.store(p + (i++) * stride, regs), ...);
+}
+
 // r = f(r) for each of the U vectors.
 template <class Regs, class F>
 inline void apply(Regs& r, F f) {
@@ -156,12 +159,7 @@ void lstm_forward_simd(const LstmForward<float>& a) {
     l.store(a.out, out);
     if (a.c_new) l.store(a.c_new, c);
     if (a.out2) l.store(a.out2, out);
-    if (g) {
-      l.store(g, i);
-      l.store(g + gs, f);
-      l.store(g + 2 * gs, gg);
-      l.store(g + 3 * gs, o);
-    }
+    if (g) store_gates(l, g, gs, i, f, gg, o);
   });
 }
 
@@ -203,11 +201,7 @@ void gru_forward_simd(const GruForward<float>& a) {
       out[u] = V::fmadd(V::sub(V::set1(1.0f), z[u]), nn[u], V::mul(z[u], hp[u]));
     l.store(a.h_new, out);
     if (a.out2) l.store(a.out2, out);
-    if (g) {
-      l.store(g, r);
-      l.store(g + gs, z);
-      l.store(g + 2 * gs, nn);
-    }
+    if (g) store_gates(l, g, gs, r, z, nn);
     if (a.hn) l.store(a.hn, hn);
   });
 }

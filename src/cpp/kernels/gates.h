@@ -18,6 +18,24 @@
 
 namespace rnncore::kernels {
 
+// The float activations' constants, one copy for both implementations
+// (gates_impl.h's act:: and activations_simd.h's Act<V>).  exp(x) for x
+// clamped to [kExpLo, kExpHi]: k = round(x log2 e), r = x - k ln2 (ln2 in
+// two parts), exp = (1 + r + r^2 P(r)) 2^k, P of degree 5 (kExpP, highest
+// first); tanh(x) = x + x z Q(z), z = x^2, below kTanhSmall (kTanhQ).
+namespace act_poly {
+inline constexpr float kExpLo = -87.0f, kExpHi = 88.0f;
+inline constexpr float kLog2e = 1.44269504088896341f;
+inline constexpr float kLn2Hi = 0.693359375f, kLn2Lo = 2.12194440e-4f;
+inline constexpr float kExpP[6] = {1.9875691500e-4f, 1.3981999507e-3f,
+                                   8.3334519073e-3f, 4.1665795894e-2f,
+                                   1.6666665459e-1f, 5.0000001201e-1f};
+inline constexpr float kTanhQ[5] = {-5.70498872745e-3f, 2.06390887954e-2f,
+                                    -5.37397155531e-2f, 1.33314422036e-1f,
+                                    -3.33332819422e-1f};
+inline constexpr float kTanhSmall = 0.625f;
+}  // namespace act_poly
+
 template <typename T>
 struct LstmForward {
   index_t n, gs;

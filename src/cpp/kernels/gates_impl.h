@@ -16,20 +16,18 @@
 
 namespace act {
 
+using namespace act_poly;
+
 inline float exp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // NaN stays NaN
-  // The exponent comes from a copy in which NaN is -87 too, so the integer
-  // conversion and shift below are always defined; r and p still carry the
-  // NaN to the result.
-  const float xk = x > -87.0f ? x : -87.0f;
-  const float k = std::nearbyint(xk * 1.44269504088896341f);
-  const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  x = x < kExpLo ? kExpLo : (x > kExpHi ? kExpHi : x);  // NaN stays NaN
+  // The exponent comes from a copy in which NaN is kExpLo too, so the
+  // integer conversion and shift below are always defined; r and p still
+  // carry the NaN to the result.
+  const float xk = x > kExpLo ? x : kExpLo;
+  const float k = std::nearbyint(xk * kLog2e);
+  const float r = (x - k * kLn2Hi) + k * kLn2Lo;
+  float p = kExpP[0];
+  for (int i = 1; i < 6; ++i) p = p * r + kExpP[i];
   p = p * r * r + r + 1.0f;
   const std::int32_t bits = (static_cast<std::int32_t>(k) + 127) << 23;
   float scale;
@@ -42,14 +40,11 @@ inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
 inline float tanh(float x) {
   const float ax = std::fabs(x);
   const float z = x * x;
-  float p = -5.70498872745e-3f;
-  p = p * z + 2.06390887954e-2f;
-  p = p * z - 5.37397155531e-2f;
-  p = p * z + 1.33314422036e-1f;
-  p = p * z - 3.33332819422e-1f;
+  float p = kTanhQ[0];
+  for (int i = 1; i < 5; ++i) p = p * z + kTanhQ[i];
   const float small = x + x * z * p;
   const float big = std::copysign(1.0f - 2.0f / (exp(2.0f * ax) + 1.0f), x);
-  return ax < 0.625f ? small : big;
+  return ax < kTanhSmall ? small : big;
 }
 
 inline double exp(double x) { return std::exp(x); }
