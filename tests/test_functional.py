@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -109,18 +111,56 @@ def test_padding_is_exactly_zero_and_never_leaks(v, rng):
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=str)
-def test_cache_owns_its_inputs_and_backward_repeats(v, rng):
+def test_cache_copies_states_and_weights_and_backward_repeats(v, rng):
     args = make_args(v, 5, 2, 3, 4, np.float64, rng)
     (y, *_), cache = forward(F, v, args)
     dy = rng.standard_normal(y.shape)
     first = backward(F, v, cache, dy, [])
-    for a in args:
-        a[...] = 7.0  # the caller reuses its buffers
+    for a in args[1:]:
+        a[...] = 7.0  # the caller reuses its state and weight buffers
     again = backward(F, v, cache, dy, [])
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert cache.shape == (5, 2, 3, 4)
     assert cache.nbytes > 0
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
+@pytest.mark.parametrize("which", ["x", "y"])
+def test_backward_refuses_x_or_y_modified_after_forward(v, which, rng):
+    # The cache reads x and y in place (no copies, as PyTorch saves
+    # tensors); changing either in place afterwards would make the gradients
+    # silently wrong, so backward says so -- for any element, even one bit.
+    args = make_args(v, 5, 2, 3, 4, np.float32, rng)
+    (y, *_), cache = forward(F, v, args)
+    dy = np.ones_like(y)
+    a = args[0] if which == "x" else y
+    flat = a.reshape(-1).view(np.uint32)
+    k = int(rng.integers(flat.size))
+    flat[k] ^= 1
+    word = {"x": "x, the input", "y": "y, the output"}[which]
+    with pytest.raises(ValueError, match=word):
+        backward(F, v, cache, dy, [])
+    flat[k] ^= 1  # put back: backward runs again
+    backward(F, v, cache, dy, [])
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
+def test_cache_keeps_x_and_y_alive_without_copying_them(v, rng):
+    T, B, I, H = 20, 3, 256, 16  # x much wider than anything the cache owns
+    args = make_args(v, T, B, I, H, np.float32, rng)
+    (y, *_), cache = forward(F, v, args)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    first = backward(F, v, cache, dy, [])
+    # Owned: the gates and one more [T,B,H] per-step state at most, the
+    # weights, the initial states -- not x [T,B,I] nor y.
+    owned = T * B * (v.gates * H + H) + v.gates * H * (I + H) + 2 * B * H
+    assert cache.nbytes <= 4 * owned
+    del args, y
+    gc.collect()
+    again = backward(F, v, cache, dy, [])
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=str)

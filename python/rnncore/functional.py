@@ -14,9 +14,12 @@ zero, its final state is its state after its own last step, and with
 
 A forward pass with ``keep_cache=True`` returns an opaque cache for the
 matching ``*_backward``; with ``keep_cache=False`` nothing is kept per step
-and the cache is ``None``.  The cache holds its own copies of the inputs and
-weights, so they may change after forward returns; it is never modified,
-so backward may use it from any thread.
+and the cache is ``None``.  The cache holds its own copies of the weights
+and initial states, so those may change after forward returns; ``x`` and
+``y`` it keeps by reference, as PyTorch saves tensors (no copy of the
+biggest arrays): backward raises ValueError if either was modified in
+place in between, rather than return wrong gradients.  The cache is never
+modified, so backward may use it from any thread.
 
 Non-finite values never raise: NaN or inf in inputs, states or weights go
 through the kernels, and every output (and gradient) a NaN reaches is NaN,

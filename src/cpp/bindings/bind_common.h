@@ -3,6 +3,8 @@
 // call will need (checked before anything is allocated).
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <type_traits>
 
@@ -46,7 +48,7 @@ py::object with_dtype(const SeqInputs& in, F&& f) {
 }
 
 // Bytes a forward pass allocates (cell kind by G: 4 LSTM, 3 GRU, 1 dense):
-// per row of T*B, y [P], and with a cache [x | h] [I+P], the gates [G*H] and
+// per row of T*B, y [P], and with a cache the gates [G*H] (none: dense) and
 // the cell's own per-step state (LSTM c and, projected, o*tanh(c) [H] each;
 // GRU hn [H]); plus weight copies and the input projection, which runs a
 // chunk of steps (about 1 MiB) at a time per thread.
@@ -57,8 +59,8 @@ inline double forward_bytes(const SeqInputs& in, index_t G, bool keep_cache) {
   double per_row = double(d.P), fixed = 2.0 * GH * IP;
   if (keep_cache) {
     const double state = G == 4 ? (in.W_hr ? 2.0 : 1.0) : G == 3 ? 1.0 : 0.0;
-    per_row += IP + GH + state * double(d.H);
-    fixed += GH * IP + double(d.P + d.B) * double(d.H);
+    per_row += (G == 1 ? 0.0 : GH) + state * double(d.H);  // dense: y is h
+    fixed += GH * IP + double(d.P + d.B) * double(d.H) + double(d.B * d.P);
   }
   const double chunks = 2.0 * 1024 * 1024 * threads::num_threads();
   return itemsize * (double(d.T) * double(d.B) * per_row + fixed) + chunks;
@@ -74,7 +76,7 @@ inline void require_forward_memory(const char* fn, const SeqInputs& in,
 
 // Width of backward's extra [T*B, *] workspace beyond the gate gradients:
 // a projected LSTM keeps the gradient reaching h, a reset-after GRU the
-// gradients of its recurrent pre-activations.
+// gradient of its recurrent n pre-activation.
 template <typename T>
 index_t backward_extra_width(const SeqCache<T>&) {
   return 0;
@@ -85,7 +87,7 @@ index_t backward_extra_width(const lstm::Cache<T>& c) {
 }
 template <typename T>
 index_t backward_extra_width(const gru::Cache<T>& c) {
-  return c.reset_after ? index_t(c.W_ih.size()) / c.d.I : 0;
+  return c.reset_after ? c.d.H : 0;
 }
 
 // Bytes a backward pass allocates: dx [I] and the gate gradients [G*H] per
@@ -95,10 +97,74 @@ double backward_bytes(const CacheT& c) {
   using T = typename CacheT::value_type;
   const Dims& d = c.d;
   const double GH = double(c.W_ih.size()) / double(d.I);
-  const double per_row = double(d.I) + GH + double(backward_extra_width(c));
+  // with lengths, masked copies of x and of the states before each step
+  const double copies = c.lengths.empty() ? 0.0 : double(d.I + d.P);
+  const double per_row = double(d.I) + GH + double(backward_extra_width(c)) + copies;
   const double fixed = 2.0 * GH * double(d.I + d.P + 1) + double(d.P) * double(d.H);
   return sizeof(T) * (double(d.T) * double(d.B) * per_row + fixed);
 }
+
+// A fingerprint of n bytes: four Fletcher-style sums of 64-bit words
+// (a += w; b += a), so a changed word, or two swapped, changes it.  Fast
+// (memory speed): it runs over x and y twice per training step.
+inline std::uint64_t fingerprint(const void* data, std::size_t n) {
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  std::uint64_t a[4] = {1, 2, 3, 4}, b[4] = {0, 0, 0, 0};
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 4; ++k) {
+      std::uint64_t w;
+      std::memcpy(&w, p + i + 8 * k, 8);
+      a[k] += w;
+      b[k] += a[k];
+    }
+  for (; i < n; ++i) {
+    a[0] += p[i];
+    b[0] += a[0];
+  }
+  std::uint64_t h = n;
+  for (int k = 0; k < 4; ++k)
+    h = (h ^ a[k]) * 0x9E3779B97F4A7C15ull ^ (b[k] * 0xC2B2AE3D27D4EB4Full);
+  return h;
+}
+
+inline std::uint64_t fingerprint(const py::array& a) {
+  return fingerprint(a.data(), static_cast<std::size_t>(a.nbytes()));
+}
+
+// A cache as Python holds it.  The core's cache reads the forward's x and y
+// in place; this keeps both arrays alive and a fingerprint of each, and
+// backward refuses to run when either changed since (as PyTorch refuses a
+// saved tensor modified in place): the gradients would be silently wrong.
+template <typename CacheT>
+struct Saved : CacheT {
+  py::array x_array, y_array;
+  std::uint64_t x_print = 0, y_print = 0;
+
+  // After the forward pass that filled the cache wrote y.
+  void keep(const py::array& x, const py::array& y) {
+    x_array = x;
+    y_array = y;
+    py::gil_scoped_release nogil;
+    x_print = fingerprint(x_array);
+    y_print = fingerprint(y_array);
+  }
+  void require_unchanged(const char* fn, const char* forward_fn) const {
+    bool x_same, y_same;
+    {
+      py::gil_scoped_release nogil;
+      x_same = fingerprint(x_array) == x_print;
+      y_same = fingerprint(y_array) == y_print;
+    }
+    const char* what = !x_same ? "x, the input" : !y_same ? "y, the output" : nullptr;
+    if (what)
+      fail_value(std::string(fn) + ": " + what + " of the " + forward_fn +
+                 " call that made this cache, was modified in place after "
+                 "it; backward reads it from there (nothing is copied), so "
+                 "the gradients would be wrong. Run forward again, or give "
+                 "forward a copy of an array you reuse.");
+  }
+};
 
 // The cache returned by `forward_fn`, as a C++ reference, whichever dtype.
 template <template <typename> class CacheT, typename F>
@@ -109,13 +175,14 @@ py::object with_cache(py::handle obj, const char* fn, const char* forward_fn,
                ": cache is None: the forward pass ran with keep_cache=False "
                "and kept nothing to backpropagate through");
   auto run = [&](const auto& c) {
+    c.require_unchanged(fn, forward_fn);
     require_memory(fn, backward_bytes(c), "the gradients and workspace");
     return f(c);
   };
-  if (py::isinstance<CacheT<float>>(obj))
-    return run(obj.cast<const CacheT<float>&>());
-  if (py::isinstance<CacheT<double>>(obj))
-    return run(obj.cast<const CacheT<double>&>());
+  if (py::isinstance<Saved<CacheT<float>>>(obj))
+    return run(obj.cast<const Saved<CacheT<float>>&>());
+  if (py::isinstance<Saved<CacheT<double>>>(obj))
+    return run(obj.cast<const Saved<CacheT<double>>&>());
   fail_type(std::string(fn) + ": cache must be a cache returned by " +
             forward_fn + ", got " + type_name(obj));
 }
@@ -164,7 +231,8 @@ const T* grad_input(py::handle obj, const SeqCache<T>& c, const Arg& arg,
   return data_of<T>(a);
 }
 
-// A cache's Python class: opaque, with its shape and size for inspection.
+// A cache's Python class: opaque, with its shape and size for inspection
+// (nbytes: what it owns; it also keeps the forward's x and y alive).
 template <typename CacheT>
 void register_cache(py::module_& m, const char* name) {
   using T = typename CacheT::value_type;

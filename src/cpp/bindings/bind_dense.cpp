@@ -34,8 +34,8 @@ py::object backward(py::handle cache, py::handle dy, py::handle dh_n) {
 }  // namespace
 
 void register_dense(py::module_& m) {
-  register_cache<dense::Cache<float>>(m, "RNNCacheFloat32");
-  register_cache<dense::Cache<double>>(m, "RNNCacheFloat64");
+  register_cache<Saved<dense::Cache<float>>>(m, "RNNCacheFloat32");
+  register_cache<Saved<dense::Cache<double>>>(m, "RNNCacheFloat64");
   m.def("rnn_forward", &forward, py::arg("x"), py::arg("h0"),
         py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"),
         py::arg("bias_hh"), py::arg("lengths"), py::arg("reverse"),

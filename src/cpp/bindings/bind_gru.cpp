@@ -25,8 +25,8 @@ py::object backward(py::handle cache, py::handle dy, py::handle dh_n) {
 }  // namespace
 
 void register_gru(py::module_& m) {
-  register_cache<gru::Cache<float>>(m, "GRUCacheFloat32");
-  register_cache<gru::Cache<double>>(m, "GRUCacheFloat64");
+  register_cache<Saved<gru::Cache<float>>>(m, "GRUCacheFloat32");
+  register_cache<Saved<gru::Cache<double>>>(m, "GRUCacheFloat64");
   m.def("gru_forward", &forward, py::arg("x"), py::arg("h0"),
         py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"),
         py::arg("bias_hh"), py::arg("lengths"), py::arg("reverse"),

@@ -19,7 +19,7 @@ py::object forward(py::handle x, py::handle h0, py::handle c0, py::handle W_ih,
     auto y = new_array<T>({d.T, d.B, d.P});
     auto h_n = new_array<T>({d.B, d.P});
     auto c_n = new_array<T>({d.B, d.H});
-    auto cache = keep_cache ? std::make_shared<lstm::Cache<T>>() : nullptr;
+    auto cache = keep_cache ? std::make_shared<Saved<lstm::Cache<T>>>() : nullptr;
     {
       py::gil_scoped_release nogil;
       lstm::forward<T>(schedule_of(in, reverse), data_of<T>(in.x),
@@ -27,6 +27,7 @@ py::object forward(py::handle x, py::handle h0, py::handle c0, py::handle W_ih,
                        weights_of<T>(in), y.mutable_data(), h_n.mutable_data(),
                        c_n.mutable_data(), cache.get());
     }
+    if (cache) cache->keep(in.x, y);
     return py::make_tuple(y, h_n, c_n,
                           cache ? py::cast(cache) : py::object(py::none()));
   });
@@ -61,8 +62,8 @@ py::object backward(py::handle cache, py::handle dy, py::handle dh_n,
 }  // namespace
 
 void register_lstm(py::module_& m) {
-  register_cache<lstm::Cache<float>>(m, "LSTMCacheFloat32");
-  register_cache<lstm::Cache<double>>(m, "LSTMCacheFloat64");
+  register_cache<Saved<lstm::Cache<float>>>(m, "LSTMCacheFloat32");
+  register_cache<Saved<lstm::Cache<double>>>(m, "LSTMCacheFloat64");
   m.def("lstm_forward", &forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
         py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"),
         py::arg("bias_hh"), py::arg("weight_hr"), py::arg("lengths"),

@@ -23,12 +23,13 @@ py::object single_state_forward(const char* fn, index_t G, py::handle x,
     const Dims& d = in.d;
     auto y = new_array<T>({d.T, d.B, d.H});
     auto h_n = new_array<T>({d.B, d.H});
-    auto cache = keep_cache ? std::make_shared<CacheT<T>>() : nullptr;
+    auto cache = keep_cache ? std::make_shared<Saved<CacheT<T>>>() : nullptr;
     {
       py::gil_scoped_release nogil;
       run(schedule_of(in, reverse), data_of<T>(in.x), data_of<T>(in.states[0]),
           weights_of<T>(in), y.mutable_data(), h_n.mutable_data(), cache.get());
     }
+    if (cache) cache->keep(in.x, y);
     return py::make_tuple(y, h_n,
                           cache ? py::cast(cache) : py::object(py::none()));
   });

@@ -11,9 +11,9 @@ namespace {
 using cells::Slice;
 using gemm::Trans;
 
-template <typename T, bool kTrain, Activation kAct>
+template <typename T, Activation kAct>
 void run_forward(const Schedule& s, const T* x, const T* h0,
-                 const CellWeights<T>& w, T* y, T* h_n, Cache<T>* cache) {
+                 const CellWeights<T>& w, T* y, T* h_n) {
   const Dims& d = s.d;
   const index_t H = d.H;
   const std::vector<T> bias = cells::folded_bias(H, 0, w);
@@ -21,7 +21,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
   cells::zero_padding(s, H, y);
   const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
 
-  cells::forward_loop<T, kTrain>(s, 1, h_n, cache, [&](const Slice& sl) {
+  cells::forward_loop<T>(s, 1, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
     cells::InputChunks<T> xp(s, 1, sl, x, w.W_ih, bias);
     auto W = cells::pack_gate_rows(w.W_hh, H, H, 0, 1, sl);  // [H, n]
@@ -33,22 +33,12 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
         if (!s.active(step, b)) continue;
         const index_t at = s.row(step, b) * H + sl.j0;
         K.dense_forward({n, kAct == Activation::Relu, xp.row(step, b),
-                         a.data() + b * n, h_next + b * H + sl.j0, y + at,
-                         kTrain ? cache->gates.data() + at : nullptr});
+                         a.data() + b * n, h_next + b * H + sl.j0, y + at});
       }
     };
   });
 }
 
-template <typename T, bool kTrain>
-void dispatch_forward(const Schedule& s, Activation act, const T* x,
-                      const T* h0, const CellWeights<T>& w, T* y, T* h_n,
-                      Cache<T>* cache) {
-  if (act == Activation::Tanh)
-    run_forward<T, kTrain, Activation::Tanh>(s, x, h0, w, y, h_n, cache);
-  else
-    run_forward<T, kTrain, Activation::Relu>(s, x, h0, w, y, h_n, cache);
-}
 
 template <typename T, Activation kAct>
 void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
@@ -71,8 +61,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
       T* ds_all = dGs.data() + parity * d.B * H;
       cells::backward_rows(s, step, sl, 1, ds_all, [&](index_t b, index_t row, T* ds) {
         const index_t at = row * H + sl.j0;
-        K.dense_backward({sl.units(), kAct == Activation::Relu,
-                          cache.gates.data() + at, dh + b * H + sl.j0,
+        K.dense_backward({sl.units(), kAct == Activation::Relu, cache.y + at, dh + b * H + sl.j0,
                           dy ? dy + at : nullptr, ds, dG.data() + at});
       });
       barrier.wait();
@@ -81,7 +70,8 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   });
 
   cells::input_grads(cache, H, dG.data(), dx, g.db_ih);
-  cells::joint_weight_grads(cache, H, dG.data(), g.dW_ih, g.dW_hh);
+  cells::input_weight_grads(cache, H, dG.data(), H, g.dW_ih);
+  cells::state_weight_grads(cache, H, dG.data(), H, g.dW_hh);
   if (g.db_hh) std::copy(g.db_ih, g.db_ih + H, g.db_hh);
 }
 
@@ -90,11 +80,15 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
 template <typename T>
 void forward(const Schedule& s, Activation act, const T* x, const T* h0,
              const CellWeights<T>& w, T* y, T* h_n, Cache<T>* cache) {
-  if (!cache)
-    return dispatch_forward<T, false>(s, act, x, h0, w, y, h_n, cache);
-  cells::start_cache(*cache, s, 1, x, w);
-  cache->act = act;
-  dispatch_forward<T, true>(s, act, x, h0, w, y, h_n, cache);
+  // Training keeps nothing per step: backward reads h from y.
+  if (cache) {
+    cells::start_cache(*cache, s, 1, x, h0, y, w, false);
+    cache->act = act;
+  }
+  if (act == Activation::Tanh)
+    run_forward<T, Activation::Tanh>(s, x, h0, w, y, h_n);
+  else
+    run_forward<T, Activation::Relu>(s, x, h0, w, y, h_n);
 }
 
 template <typename T>

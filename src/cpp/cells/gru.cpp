@@ -28,7 +28,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
   std::vector<T> rh(kResetAfter ? 0 : d.B * H);  // r*h, input of W_hn
   const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
 
-  cells::forward_loop<T, kTrain>(s, 3, h_n, cache, [&](const Slice& sl) {
+  cells::forward_loop<T>(s, 3, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
     const index_t G1 = kResetAfter ? 3 : 2;  // gates of the first product
     cells::InputChunks<T> xp(s, 3, sl, x, w.W_ih, bias);
@@ -80,8 +80,8 @@ void dispatch_forward(const Schedule& s, bool reset_after, const T* x,
 }
 
 // BPTT.  dGx [T*B,3H]: gradients of the input-side pre-activations.  The
-// recurrent side differs only in n for reset_after (dn*r, kept in dGh);
-// for reset before it equals dGx.  Per step, ds [B,3H] holds the recurrent
+// recurrent side differs only in n for reset_after (dn*r, kept in dGhn
+// [T*B,H]); for reset before it equals dGx.  Per step, ds [B,3H] holds the recurrent
 // side for the product dh += ds W_hh.
 template <typename T, bool kResetAfter>
 void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
@@ -89,9 +89,9 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   const Schedule s = cache.schedule();
   const Dims& d = s.d;
   const index_t H = d.H, GH = 3 * H;
-  Buffer<T> dGx, dGh;  // input-side and (reset_after) recurrent-side rows
+  Buffer<T> dGx, dGhn;  // input side, and (reset_after) recurrent side of n
   cells::allocate_rows(dGx, s, GH);
-  if (kResetAfter) cells::allocate_rows(dGh, s, GH);
+  if (kResetAfter) cells::allocate_rows(dGhn, s, H);
   std::vector<T> dGs(2 * d.B * GH);
   T* dh = dh0;
   cells::init_state(d.B, H, dh_n, dh);
@@ -116,13 +116,11 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
         K.gru_backward({n, H, kResetAfter,
                         cache.gates.data() + row * GH + sl.j0,
                         cache.hn.data() + at,
-                        cache.h_prev() + row * cache.ld() + sl.j0,
+                        cache.h_prev(step, b) + sl.j0,
                         dh + b * H + sl.j0, dy ? dy + at : nullptr, ds,
                         dGx.data() + row * GH + sl.j0});
         if constexpr (kResetAfter)
-          for (index_t gi = 0; gi < 3; ++gi)
-            std::copy(ds + gi * H, ds + gi * H + n,
-                      dGh.begin() + row * GH + gi * H + sl.j0);
+          std::copy(ds + 2 * H, ds + 2 * H + n, dGhn.begin() + at);
       });
       barrier.wait();  // every unit's gradients are in ds_all
       if constexpr (!kResetAfter) {
@@ -132,7 +130,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
           if (!s.active(step, b)) continue;
           const index_t row = s.row(step, b);
           const T* gates = cache.gates.data() + row * GH;
-          const T* h_prev = cache.h_prev() + row * cache.ld();
+          const T* h_prev = cache.h_prev(step, b);
           for (index_t j = sl.j0, k = 0; j < sl.j1; ++j, ++k) {
             const T r = gates[j], gr = drh[b * n + k];
             dGx[row * GH + j] = ds_all[b * GH + j] =
@@ -148,19 +146,19 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   });
 
   cells::input_grads(cache, GH, dGx.data(), dx, g.db_ih);
-  const index_t ld = cache.ld();
+  cells::input_weight_grads(cache, GH, dGx.data(), GH, g.dW_ih);
+  // r and z: the recurrent side is the input side, acting on h_prev.
+  cells::state_weight_grads(cache, 2 * H, dGx.data(), GH, g.dW_hh);
+  if (g.db_hh) std::copy(g.db_ih, g.db_ih + 2 * H, g.db_hh);
   if constexpr (kResetAfter) {
-    cells::weight_grads(d, GH, dGx.data(), GH, cache.x(), ld, d.I, g.dW_ih);
-    cells::weight_grads(d, GH, dGh.data(), GH, cache.h_prev(), ld, H, g.dW_hh);
-    if (g.db_hh) cells::column_sums(d.T * d.B, GH, dGh.data(), g.db_hh);
+    // n: r*(W_hn h_prev + b_hn).
+    cells::state_weight_grads(cache, H, dGhn.data(), H, g.dW_hh + 2 * H * H);
+    if (g.db_hh) cells::column_sums(d.T * d.B, H, dGhn.data(), g.db_hh + 2 * H);
   } else {
-    // r and z act on h_prev, n on r*h.
-    cells::weight_grads(d, GH, dGx.data(), GH, cache.x(), ld, d.I, g.dW_ih);
-    cells::weight_grads(d, 2 * H, dGx.data(), GH, cache.h_prev(), ld, H,
-                        g.dW_hh);
+    // n: W_hn (r*h) + b_hn.
     cells::weight_grads(d, H, dGx.data() + 2 * H, GH, cache.hn.data(), H, H,
                         g.dW_hh + 2 * H * H);
-    if (g.db_hh) std::copy(g.db_ih, g.db_ih + GH, g.db_hh);
+    if (g.db_hh) std::copy(g.db_ih + 2 * H, g.db_ih + GH, g.db_hh + 2 * H);
   }
 }
 
@@ -171,7 +169,7 @@ void forward(const Schedule& s, bool reset_after, const T* x, const T* h0,
              const CellWeights<T>& w, T* y, T* h_n, Cache<T>* cache) {
   if (!cache)
     return dispatch_forward<T, false>(s, reset_after, x, h0, w, y, h_n, cache);
-  cells::start_cache(*cache, s, 3, x, w);
+  cells::start_cache(*cache, s, 3, x, h0, y, w);
   cache->reset_after = reset_after;
   cells::allocate_rows(cache->hn, s, s.d.H);
   dispatch_forward<T, true>(s, reset_after, x, h0, w, y, h_n, cache);

@@ -27,7 +27,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
   const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
   std::vector<T> hc(kProj ? d.B * H : 0);  // o*tanh(c) before the projection
 
-  cells::forward_loop<T, kTrain>(s, 4, h_n, cache, [&](const Slice& sl) {
+  cells::forward_loop<T>(s, 4, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
     cells::InputChunks<T> xp(s, 4, sl, x, w.W_ih, bias);
     auto W = cells::pack_gate_rows(w.W_hh, H, P, 0, 4, sl);  // [P, 4n]
@@ -134,7 +134,8 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
   });
 
   cells::input_grads(cache, GH, dG.data(), dx, g.db_ih);
-  cells::joint_weight_grads(cache, GH, dG.data(), g.dW_ih, g.dW_hh);
+  cells::input_weight_grads(cache, GH, dG.data(), GH, g.dW_ih);
+  cells::state_weight_grads(cache, GH, dG.data(), GH, g.dW_hh);
   if (g.db_hh) std::copy(g.db_ih, g.db_ih + GH, g.db_hh);
   if constexpr (kProj)
     cells::weight_grads(d, P, dh_rows.data(), P, cache.hc.data(), H, H, g.dW_hr);
@@ -151,7 +152,7 @@ void forward(const Schedule& s, const T* x, const T* h0, const T* c0,
     return run_forward<T, false, false>(s, x, h0, c0, w, y, h_n, c_n, cache);
   }
   const Dims& d = s.d;
-  cells::start_cache(*cache, s, 4, x, w);
+  cells::start_cache(*cache, s, 4, x, h0, y, w);
   const std::size_t n = static_cast<std::size_t>(d.T * d.B * d.H);
   cache->c0.assign(static_cast<std::size_t>(d.B * d.H), T(0));
   if (c0) std::copy(c0, c0 + d.B * d.H, cache->c0.begin());

@@ -247,11 +247,13 @@ void allocate_rows(Buffer<T>& buf, const Schedule& s, index_t width) {
   zero_padding(s, width, buf.data());
 }
 
-// The part of the cache every cell keeps: schedule, x beside room for the
-// states (padded rows zero), the weights, and room for the gates.
+// The part of the cache every cell keeps: schedule, where x and y are, the
+// initial state, the weights, and room for the gates (unless keep_gates is
+// false: the dense cell's only "gate" is h, which y holds).
 template <typename T>
 void start_cache(SeqCache<T>& c, const Schedule& s, index_t G, const T* x,
-                 const CellWeights<T>& w) {
+                 const T* h0, const T* y, const CellWeights<T>& w,
+                 bool keep_gates = true) {
   const Dims& d = s.d;
   const index_t GH = G * d.H;
   c.d = d;
@@ -259,13 +261,14 @@ void start_cache(SeqCache<T>& c, const Schedule& s, index_t G, const T* x,
   c.lengths.clear();
   if (s.lengths) c.lengths.assign(s.lengths, s.lengths + d.B);
   c.has_bias = w.b_ih != nullptr;
-  allocate_rows(c.xh, s, c.ld());
-  for (index_t r = 0; r < d.T * d.B; ++r)
-    if (s.active(r / d.B, r % d.B))  // forward order: step t is time t
-      std::copy(x + r * d.I, x + (r + 1) * d.I, c.xh.begin() + r * c.ld());
+  c.x = x;
+  c.y = y;
+  c.h0.assign(static_cast<std::size_t>(d.B * d.P), T(0));
+  if (h0) std::copy(h0, h0 + d.B * d.P, c.h0.begin());
   c.W_ih.assign(w.W_ih, w.W_ih + GH * d.I);
   c.W_hh.assign(w.W_hh, w.W_hh + GH * d.P);
-  c.gates.resize(static_cast<std::size_t>(d.T * d.B * GH));
+  c.gates.clear();
+  if (keep_gates) c.gates.resize(static_cast<std::size_t>(d.T * d.B * GH));
 }
 
 // Builds one thread's stepper with make_step(sl) before a time loop, then
@@ -302,11 +305,9 @@ auto ready(MakeStep& make_step, const Slice& sl, Barrier& barrier,
 // (its weight rows and scratch, allocated before the loop); then at every
 // step `stepper(step, h, h_next, barrier)` must write h_next[b, p0:p1] and
 // y for each active sequence b.  The loop itself carries the state of
-// sequences that have ended, records h_prev for training, and meets at the
-// barrier after each step.  h_io: h0 in, h_n out, [B,P].
-template <typename T, bool kTrain, typename MakeStep>
-void forward_loop(const Schedule& s, index_t G, T* h_io, SeqCache<T>* cache,
-                  MakeStep&& make_step) {
+// sequences that have ended and meets at the barrier after each step.  h_io: h0 in, h_n out, [B,P].
+template <typename T, typename MakeStep>
+void forward_loop(const Schedule& s, index_t G, T* h_io, MakeStep&& make_step) {
   const Dims& d = s.d;
   const std::size_t BP = static_cast<std::size_t>(d.B * d.P);
   std::vector<T> hbuf(2 * BP);
@@ -324,13 +325,9 @@ void forward_loop(const Schedule& s, index_t G, T* h_io, SeqCache<T>* cache,
       const T* h = hbuf.data() + (step % 2) * BP;
       T* h_next = hbuf.data() + ((step + 1) % 2) * BP;
       for (index_t b = 0; b < d.B; ++b) {
+        if (s.active(step, b)) continue;
         const T* from = h + b * d.P + sl.p0;
-        if (!s.active(step, b))
-          std::copy(from, from + sl.cols(), h_next + b * d.P + sl.p0);
-        else if constexpr (kTrain)
-          std::copy(from, from + sl.cols(),
-                    cache->xh.begin() + s.row(step, b) * cache->ld() + d.I +
-                        sl.p0);
+        std::copy(from, from + sl.cols(), h_next + b * d.P + sl.p0);
       }
       stepper(step, h, h_next, barrier);
       barrier.wait();
@@ -441,21 +438,61 @@ void weight_grads(const Dims& d, index_t n, const T* dG, index_t ldg,
                    src, lds, T(0), dW, width);
 }
 
-// dW_ih and dW_hh together when one dG [T*B, G*H] drives both: a single
-// product dG^T [x | h_prev] reads dG once.
+// A copy [T*B, width] of the rows src(step, b) of every active (step, b),
+// zero on padded rows.
+template <typename T, typename Src>
+Buffer<T> masked_rows(const SeqCache<T>& c, index_t width, Src&& src) {
+  const Schedule s = c.schedule();
+  Buffer<T> out;
+  allocate_rows(out, s, width);
+  for (index_t step = 0; step < s.steps(); ++step)
+    for (index_t b = 0; b < c.d.B; ++b)
+      if (s.active(step, b)) {
+        const T* p = src(step, b);
+        std::copy(p, p + width, out.begin() + s.row(step, b) * width);
+      }
+  return out;
+}
+
+// dW [n, I] = dG[:, n cols]^T x over all T*B rows, dG [T*B, ldg] zero on
+// padded rows.  x's padded rows are the caller's (NaN, maybe: 0 times NaN
+// is NaN), so with lengths the product reads a copy with zeros there.
 template <typename T>
-void joint_weight_grads(const SeqCache<T>& c, index_t GH, const T* dG,
-                        T* dW_ih, T* dW_hh) {
+void input_weight_grads(const SeqCache<T>& c, index_t n, const T* dG,
+                        index_t ldg, T* dW) {
   const Dims& d = c.d;
-  const index_t ld = c.ld();
-  Buffer<T> both(static_cast<std::size_t>(GH * ld));
-  weight_grads(d, GH, dG, GH, c.x(), ld, ld, both.data());
-  for (index_t r = 0; r < GH; ++r) {
-    std::copy(both.begin() + r * ld, both.begin() + r * ld + d.I,
-              dW_ih + r * d.I);
-    std::copy(both.begin() + r * ld + d.I, both.begin() + (r + 1) * ld,
-              dW_hh + r * d.P);
+  if (c.lengths.empty()) return weight_grads(d, n, dG, ldg, c.x, d.I, d.I, dW);
+  const Buffer<T> x = masked_rows(c, d.I, [&](index_t step, index_t b) {
+    return c.x + c.schedule().row(step, b) * d.I;
+  });
+  weight_grads(d, n, dG, ldg, x.data(), d.I, d.I, dW);
+}
+
+// dW [n, P] = dG[:, n cols]^T h_prev over all T*B rows, h_prev being the
+// state entering each row's step.  Without lengths that is y shifted by one
+// step (forward: row r reads y row r - B; reverse: r + B) and h0 for the
+// rows of step 0: two products, nothing copied.  With lengths the rows of
+// step 0 are scattered, and y's last rows of a sequence are read by none:
+// the product reads a copy.
+template <typename T>
+void state_weight_grads(const SeqCache<T>& c, index_t n, const T* dG,
+                        index_t ldg, T* dW) {
+  const Dims& d = c.d;
+  if (!c.lengths.empty()) {
+    const Buffer<T> h = masked_rows(c, d.P, [&](index_t step, index_t b) {
+      return c.h_prev(step, b);
+    });
+    return weight_grads(d, n, dG, ldg, h.data(), d.P, d.P, dW);
   }
+  const index_t later = (d.T - 1) * d.B;  // rows past step 0
+  const T* dG_later = c.reverse ? dG : dG + d.B * ldg;
+  const T* y_later = c.reverse ? c.y + d.B * d.P : c.y;
+  const T* dG_first = c.reverse ? dG + later * ldg : dG;
+  if (later > 0)
+    parallel_gemm<T>(Trans::T, Trans::N, n, d.P, later, T(1), dG_later, ldg,
+                     y_later, d.P, T(0), dW, d.P);
+  parallel_gemm<T>(Trans::T, Trans::N, n, d.P, d.B, T(1), dG_first, ldg,
+                   c.h0.data(), d.P, later > 0 ? T(1) : T(0), dW, d.P);
 }
 
 }  // namespace rnncore::cells

@@ -218,7 +218,6 @@ void dense_forward_simd(const DenseForward<float>& a) {
     apply(v, A::tanh);
     l.store(a.h_new, v);
     if (a.out2) l.store(a.out2, v);
-    if (a.cache) l.store(a.cache, v);
   });
 }
 

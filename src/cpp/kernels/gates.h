@@ -100,7 +100,6 @@ struct DenseForward {
   const T* a_h;  // [n]
   T* h_new;      // [n]
   T* out2;       // [n] or null
-  T* cache;      // [n] or null
 };
 
 template <typename T>

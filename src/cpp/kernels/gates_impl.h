@@ -254,7 +254,6 @@ void dense_forward(const DenseForward<T>& a) {
   else
     dense_forward_loop<T, false>(a.n, a.a_x, a.a_h, a.h_new);
   if (a.out2) std::memcpy(a.out2, a.h_new, sizeof(T) * a.n);
-  if (a.cache) std::memcpy(a.cache, a.h_new, sizeof(T) * a.n);
 }
 
 template <typename T, bool kRelu, bool kDy>

@@ -1,7 +1,7 @@
 // What a training forward pass keeps for backpropagation through time.
 //
-// A cache owns copies of everything backward needs, so the caller may reuse
-// or free its arrays after forward returns.  Arrays indexed [T,B,*] use the
+// A cache owns copies of the weights and initial states and reads the
+// forward's x and y in place (SeqCache::x, y).  Arrays indexed [T,B,*] use the
 // row t*B + b of the time step they belong to.  Per-step buffers are not
 // cleared when allocated (every valid row is written); the rows past a
 // sequence's length of those that feed a product are zeroed, so padding
@@ -48,22 +48,30 @@ struct SeqCache {
   std::vector<index_t> lengths;  // [B], empty when every sequence has length T
   bool reverse = false;
   bool has_bias = false;
-  // [T,B,I+P]: x, then the state entering time t; padded rows zero.  Side by
-  // side so that one product gives the gradients of W_ih and W_hh.
-  Buffer<T> xh;
+  // The forward's input x [T,B,I] and output y [T,B,P] (the state leaving
+  // each step), read in place, not copied (as PyTorch saves tensors):
+  // whoever owns them keeps them alive and unchanged while the cache is
+  // used (the bindings hold both arrays and check that they did not
+  // change).  Padded rows of x hold the caller's values; of y, zeros.
+  const T* x = nullptr;
+  const T* y = nullptr;
+  std::vector<T> h0;    // [B,P] the state entering the first step
   std::vector<T> W_ih;  // [G*H,I]
   std::vector<T> W_hh;  // [G*H,P]
   Buffer<T> gates;      // [T,B,G*H] post-activation gate values
 
-  index_t ld() const { return d.I + d.P; }  // row stride of xh
-  const T* x() const { return xh.data(); }
-  const T* h_prev() const { return xh.data() + d.I; }
   Schedule schedule() const {
     return Schedule{d, lengths.empty() ? nullptr : lengths.data(), reverse};
   }
+  // The state [P] entering `step` for sequence b (active at `step`): h0, or
+  // the output of the sequence's previous step.
+  const T* h_prev(index_t step, index_t b) const {
+    if (step == 0) return h0.data() + b * d.P;
+    return y + schedule().row(step - 1, b) * d.P;
+  }
+  // Bytes the cache owns (x and y are the caller's).
   std::size_t nbytes() const {
-    return sizeof(T) *
-           (xh.size() + W_ih.size() + W_hh.size() + gates.size());
+    return sizeof(T) * (h0.size() + W_ih.size() + W_hh.size() + gates.size());
   }
 };
 

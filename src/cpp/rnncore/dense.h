@@ -12,7 +12,7 @@ enum class Activation { Tanh, Relu };
 template <typename T>
 struct Cache : SeqCache<T> {
   Activation act = Activation::Tanh;
-  // gates holds h' (the post-activation output) at every valid row.
+  // gates stays empty: backward reads h' (the output) from y.
 };
 
 // x: [T,B,I]  h0: [B,H] or null  w: W_ih [H,I], W_hh [H,H], b_* [H] or null
