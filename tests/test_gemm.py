@@ -300,6 +300,37 @@ def test_misaligned_a_is_read_correctly(isa, dtype, rng):
     assert_product(c2, 1.0, a, b, 0.0, None, "misaligned A, gemm_packed")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [1, 5, 8, 16, 17, 33, 64])
+@pytest.mark.parametrize("K", [0, 1, 7, 16, 31, 256, 300])
+def test_gemv_t_edge_shapes(isa, dtype, rows, K, rng):
+    # The batch-1 product straight from a row-major W (row stride > K):
+    # partial row blocks, K not a multiple of the vector width, K = 0.
+    W = strided(rng, rows, K, dtype)
+    x = rng.standard_normal(K).astype(dtype)
+    y = np.full(rows, np.nan, dtype)  # overwritten, never read
+    _core._testing_gemv_t(W, x, y)
+    assert_product(y[:, None], 1.0, W, x[:, None], 0.0, None, f"gemv {rows}x{K}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemv_t_rows_do_not_depend_on_their_block(isa, dtype, rng):
+    # A thread multiplies its own rows (any start, any count) and the time
+    # loops alternate `reverse`: every row must come out with the same bits.
+    rows, K = 70, 203
+    W = strided(rng, rows, K, dtype)
+    x = rng.standard_normal(K).astype(dtype)
+    whole = np.empty(rows, dtype)
+    _core._testing_gemv_t(W, x, whole)
+    back = np.empty(rows, dtype)
+    _core._testing_gemv_t(W, x, back, reverse=True)
+    np.testing.assert_array_equal(back, whole)
+    for r0, r1 in [(0, 16), (3, 9), (16, 70), (17, 69), (64, 70), (5, 6)]:
+        part = np.empty(r1 - r0, dtype)
+        _core._testing_gemv_t(W[r0:r1], x, part)
+        np.testing.assert_array_equal(part, whole[r0:r1], err_msg=f"rows {r0}:{r1}")
+
+
 def test_gemm_packed_rejects_bad_column_ranges(isa):
     packed = _core._TestingPackedB("N", np.ones((4, 40), np.float32))
     pw = packed.panel_width

@@ -192,6 +192,27 @@ void testing_ukernel(const std::string& isa, index_t m, index_t n,
   });
 }
 
+// y[r] = W[r, :] . x through gemm::gemv_t (W 2-D with contiguous rows, x
+// and y 1-D contiguous, y overwritten).
+void testing_gemv_t(py::handle W, py::handle x, py::handle y, bool reverse) {
+  const char* fn = "_testing_gemv_t";
+  with_dtype_of(y, {fn, "y"}, [&](auto tag) {
+    using T = decltype(tag);
+    const auto w = matrix<T>(W, {fn, "W"});
+    py::array xa = require_ndarray(x, {fn, "x"}), ya = require_ndarray(y, {fn, "y"});
+    require_shape(xa.ndim() == 1 && ya.ndim() == 1 && xa.shape(0) == w.cols &&
+                      ya.shape(0) == w.rows && xa.dtype().is(ya.dtype()) &&
+                      (xa.flags() & py::array::c_style) &&
+                      (ya.flags() & py::array::c_style) && ya.writeable(),
+                  fn, "x must be [K] and y [rows] (writable), contiguous, of W's dtype");
+    const T* xp = static_cast<const T*>(xa.data());
+    T* yp = static_cast<T*>(ya.mutable_data());
+    py::gil_scoped_release release;
+    gemm::gemv_t<T>(w.rows, w.cols, w.p, w.ld, xp, yp, reverse);
+    return 0;
+  });
+}
+
 // {"float32": (MR, NR), "float64": (MR, NR)} of `isa`'s micro-kernels.
 py::dict testing_ukernel_shapes(const std::string& isa) {
   const kernels::KernelTable& t = dispatch::table(isa);
@@ -236,6 +257,9 @@ void register_testing(py::module_& m) {
         py::arg("n"), py::arg("alpha"), py::arg("a"), py::arg("b"),
         py::arg("beta"), py::arg("C"));
   m.def("_testing_ukernel_shapes", &testing_ukernel_shapes, py::arg("isa"));
+  m.def("_testing_gemv_t", &testing_gemv_t, py::arg("W"), py::arg("x"),
+        py::arg("y"), py::arg("reverse") = false,
+        "y = W x through gemm::gemv_t (the batch-1 product, W unpacked)");
 }
 
 }  // namespace rnncore::bindings

@@ -24,11 +24,11 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
   cells::forward_loop<T>(s, 1, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
     cells::InputChunks<T> xp(s, 1, sl, x, w.W_ih, bias);
-    auto W = cells::pack_gate_rows(w.W_hh, H, H, 0, 1, sl);  // [H, n]
+    cells::GateRows<T> W(w.W_hh, H, H, 0, 1, sl, cells::direct_batch(d.B));
     std::vector<T> a(d.B * n);
     return [&, sl, n, xp = std::move(xp), W = std::move(W), a = std::move(a)](
                index_t step, const T* h, T* h_next, threads::Barrier&) mutable {
-      cells::mul(d.B, h, H, W, T(0), a.data(), n, cells::odd(step));
+      W.mul(d.B, h, H, a.data(), n, cells::odd(step));
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
         const index_t at = s.row(step, b) * H + sl.j0;

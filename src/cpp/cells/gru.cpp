@@ -32,14 +32,14 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
     const index_t n = sl.units();
     const index_t G1 = kResetAfter ? 3 : 2;  // gates of the first product
     cells::InputChunks<T> xp(s, 3, sl, x, w.W_ih, bias);
-    auto W1 = cells::pack_gate_rows(w.W_hh, H, H, 0, G1, sl);
-    gemm::PackedB<T> Wn;
-    if (!kResetAfter) Wn = cells::pack_gate_rows(w.W_hh, H, H, 2, 3, sl);
+    const bool direct = cells::direct_batch(d.B);
+    cells::GateRows<T> W1(w.W_hh, H, H, 0, G1, sl, direct), Wn;
+    if (!kResetAfter) Wn = cells::GateRows<T>(w.W_hh, H, H, 2, 3, sl, direct);
     std::vector<T> a(d.B * 3 * n);  // recurrent products, gate-major per row
     return [&, sl, n, xp = std::move(xp), W1 = std::move(W1), Wn = std::move(Wn),
             a = std::move(a)](
                index_t step, const T* h, T* h_next, threads::Barrier& barrier) mutable {
-      cells::mul(d.B, h, H, W1, T(0), a.data(), 3 * n, cells::odd(step));
+      W1.mul(d.B, h, H, a.data(), 3 * n, cells::odd(step));
       if constexpr (!kResetAfter) {
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;
@@ -48,7 +48,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
                         rh.data() + b * H + sl.j0);
         }
         barrier.wait();  // every unit's r*h is in rh
-        cells::mul(d.B, rh.data(), H, Wn, T(0), a.data() + 2 * n, 3 * n, cells::odd(step));
+        Wn.mul(d.B, rh.data(), H, a.data() + 2 * n, 3 * n, cells::odd(step));
       }
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;

@@ -30,14 +30,15 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
   cells::forward_loop<T>(s, 4, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
     cells::InputChunks<T> xp(s, 4, sl, x, w.W_ih, bias);
-    auto W = cells::pack_gate_rows(w.W_hh, H, P, 0, 4, sl);  // [P, 4n]
-    gemm::PackedB<T> Wr;  // W_hr[p0:p1]^T [H, cols]
-    if (kProj) Wr = cells::pack(Trans::T, H, sl.cols(), w.W_hr + sl.p0 * H, H);
+    const bool direct = cells::direct_batch(d.B);
+    cells::GateRows<T> W(w.W_hh, H, P, 0, 4, sl, direct);  // [P, 4n]
+    cells::GateRows<T> Wr;  // rows [p0, p1) of W_hr [P, H]
+    if (kProj) Wr = cells::GateRows<T>(w.W_hr, H, 0, 0, 1, sl.p0, sl.cols(), direct);
     std::vector<T> a(d.B * 4 * n), hp(kProj ? d.B * sl.cols() : 0);
     return [&, sl, n, xp = std::move(xp), W = std::move(W), Wr = std::move(Wr),
             a = std::move(a), hp = std::move(hp)](index_t step, const T* h, T* h_next,
                                 threads::Barrier& barrier) mutable {
-      cells::mul(d.B, h, P, W, T(0), a.data(), 4 * n, cells::odd(step));
+      W.mul(d.B, h, P, a.data(), 4 * n, cells::odd(step));
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
         const index_t row = s.row(step, b);
@@ -56,7 +57,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
       }
       if constexpr (kProj) {
         barrier.wait();  // every unit's o*tanh(c) is in hc
-        cells::mul(d.B, hc.data(), H, Wr, T(0), hp.data(), sl.cols(), cells::odd(step));
+        Wr.mul(d.B, hc.data(), H, hp.data(), sl.cols(), cells::odd(step));
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;
           const T* src = hp.data() + b * sl.cols();

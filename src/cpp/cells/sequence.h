@@ -75,20 +75,6 @@ gemm::PackedB<T> pack(Trans tb, index_t K, index_t N, const T* W,
   return out;
 }
 
-// W_thread^T packed: rows g*H + j, g in [g0, g1), j in [sl.j0, sl.j1), of
-// W [G*H, cols], gate by gate -- the recurrent weights of one thread's
-// units, so its product h W_thread^T is [B, (g1-g0)*n], gate-major.
-template <typename T>
-gemm::PackedB<T> pack_gate_rows(const T* W, index_t H, index_t cols,
-                                index_t g0, index_t g1, const Slice& sl) {
-  std::vector<gemm::RowBlock<T>> blocks;
-  for (index_t g = g0; g < g1; ++g)
-    blocks.push_back({W + (g * H + sl.j0) * cols, sl.units()});
-  gemm::PackedB<T> out;
-  gemm::pack_b_rows(cols, blocks, cols, out);
-  return out;
-}
-
 // C[M, N] = A[M, K] W + beta C with W packed (no work for an empty share).
 // The time loops pass reverse = (step is odd): W's panels are walked in
 // alternating directions, so a W about the size of the L2 cache is mostly
@@ -103,6 +89,63 @@ void mul(index_t M, const T* A, index_t lda, const gemm::PackedB<T>& W,
 
 // The direction of step `step`'s walk over the recurrent weights.
 inline bool odd(index_t step) { return step % 2 != 0; }
+
+// Rows r0 + g*gate_rows + [0, n) of W (row stride ldw, ldw values each) for
+// g in [g0, g1) -- one thread's rows of each gate -- as the right operand
+// of a product A [M, ldw] x rows^T -> [M, (g1-g0)*n], gate-major.  Packed
+// once (gemm_packed) unless `direct`: then each row of A is multiplied by
+// the rows where they are (gemv_t), which streams W once per row of A but
+// packs nothing -- the batch-1 time loops (W read once per step either way,
+// as fast) and single-row products (a one-step call: packing was half its
+// time).
+template <typename T>
+class GateRows {
+ public:
+  GateRows() = default;
+  GateRows(const T* W, index_t ldw, index_t gate_rows, index_t g0, index_t g1,
+           index_t r0, index_t n, bool direct)
+      : W_(W + r0 * ldw), ldw_(ldw), gate_rows_(gate_rows), g0_(g0),
+        gates_(g1 - g0), n_(n), direct_(direct) {
+    if (direct_) return;
+    std::vector<gemm::RowBlock<T>> blocks;
+    for (index_t g = g0; g < g1; ++g)
+      blocks.push_back({W_ + g * gate_rows * ldw, n});
+    gemm::pack_b_rows(ldw, blocks, ldw, packed_);
+  }
+  // One thread's gate rows of W [G*H, cols] for the units of sl.
+  GateRows(const T* W, index_t H, index_t cols, index_t g0, index_t g1,
+           const Slice& sl, bool direct)
+      : GateRows(W, cols, H, g0, g1, sl.j0, sl.units(), direct) {}
+
+  index_t cols() const { return gates_ * n_; }
+
+  // C [M, cols()] (row stride ldc) = A [M, ldw] (row stride lda) x rows^T;
+  // reverse: the walk over W backwards (the same result; odd()).
+  void mul(index_t M, const T* A, index_t lda, T* C, index_t ldc,
+           bool reverse = false) const {
+    if (n_ == 0) return;
+    if (!direct_)
+      return gemm::gemm_packed<T>(M, T(1), A, lda, packed_, 0, cols(), T(0),
+                                  C, ldc, reverse);
+    for (index_t i = 0; i < M; ++i)
+      for (index_t q = 0; q < gates_; ++q) {
+        const index_t k = reverse ? gates_ - 1 - q : q;
+        gemm::gemv_t<T>(n_, ldw_, W_ + (g0_ + k) * gate_rows_ * ldw_, ldw_,
+                        A + i * lda, C + i * ldc + k * n_, reverse);
+      }
+  }
+
+ private:
+  const T* W_ = nullptr;
+  index_t ldw_ = 0, gate_rows_ = 0, g0_ = 0, gates_ = 0, n_ = 0;
+  bool direct_ = false;
+  gemm::PackedB<T> packed_;
+};
+
+// Whether a time loop of batch B reads its recurrent weights in place
+// (GateRows direct): batch 1.  From batch 2 the packed product reads W once
+// for all rows.
+inline bool direct_batch(index_t B) { return B == 1; }
 
 // C = alpha op(A) op(B) + beta C with the rows (or, when C is wider than
 // tall, the columns) of C shared among the pool's threads.  Every element
@@ -167,7 +210,8 @@ class InputChunks {
               const T* W_ih, const std::vector<T>& bias)
       : s_(s), x_(x), cols_(G * sl.units()) {
     const Dims& d = s.d;
-    W_ = pack_gate_rows(W_ih, d.H, d.I, 0, G, sl);
+    // A call of one or two rows in all multiplies each where W_ih is.
+    W_ = GateRows<T>(W_ih, d.H, d.I, 0, G, sl, s.steps() * d.B <= 2);
     for (index_t g = 0; !bias.empty() && g < G; ++g)
       bias_.insert(bias_.end(), bias.begin() + g * d.H + sl.j0,
                    bias.begin() + g * d.H + sl.j1);
@@ -223,7 +267,7 @@ class InputChunks {
 
   // xp_ = rows of a (row stride I) times W_ih^T, plus the bias.
   void finish(index_t rows, const T* a) {
-    mul(rows, a, s_.d.I, W_, T(0), xp_.data(), cols_);
+    W_.mul(rows, a, s_.d.I, xp_.data(), cols_);
     if (!bias_.empty())
       for (index_t r = 0; r < rows; ++r)
         for (index_t j = 0; j < cols_; ++j) xp_[r * cols_ + j] += bias_[j];
@@ -233,7 +277,7 @@ class InputChunks {
   const T* x_;
   index_t cols_, steps_ = 1;
   index_t s0_ = 0, s1_ = 0;  // the steps in xp_
-  gemm::PackedB<T> W_;
+  GateRows<T> W_;
   std::vector<T> bias_;
   Buffer<T> x_rows_, xp_;
 };

@@ -244,6 +244,13 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
           panels, a_room, beta, C, ldc, reverse);
 }
 
+template <typename T>
+void gemv_t(index_t rows, index_t K, const T* W, index_t ldw, const T* x,
+            T* y, bool reverse) {
+  if (rows <= 0) return;
+  dispatch::active().gemm<T>().gemv_t(rows, K, W, ldw, x, y, reverse);
+}
+
 #define RNNCORE_GEMM_INSTANTIATE(T)                                          \
   template class detail::AlignedBuffer<T>;                                   \
   template class PackedB<T>;                                                 \
@@ -256,7 +263,9 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
                                index_t, PackedB<T>&);                        \
   template void gemm_packed<T>(index_t, T, const T*, index_t,                \
                                const PackedB<T>&, index_t, index_t, T, T*,   \
-                               index_t, bool);
+                               index_t, bool);                               \
+  template void gemv_t<T>(index_t, index_t, const T*, index_t, const T*, T*, \
+                          bool);
 RNNCORE_GEMM_INSTANTIATE(float)
 RNNCORE_GEMM_INSTANTIATE(double)
 #undef RNNCORE_GEMM_INSTANTIATE

@@ -41,11 +41,23 @@ void ukernel_ref_rows(index_t m, index_t n, index_t k, T alpha, const T* a,
   ukernel_ref_any<T, MR, NR>(m, n, k, alpha, a, lda, b, beta, c, ldc);
 }
 
+// Plain dot products, p in order (every row alike, blocks or not).
+template <typename T>
+void gemv_t_ref(index_t rows, index_t k, const T* W, index_t ldw, const T* x,
+                T* y, bool reverse) {
+  for (index_t q = 0; q < rows; ++q) {
+    const index_t r = reverse ? rows - 1 - q : q;
+    T s = T(0);
+    for (index_t p = 0; p < k; ++p) s += W[r * ldw + p] * x[p];
+    y[r] = s;
+  }
+}
+
 template <typename T>
 GemmKernels<T> reference_kernels() {
   constexpr int MR = 4, NR = 32 / sizeof(T);
   return {MR, NR, &ukernel_ref<T, MR, NR>, &ukernel_ref_rows<T, MR, NR>,
-          &gemm::pack_t_scalar<T>};
+          &gemm::pack_t_scalar<T>, &gemv_t_ref<T>};
 }
 
 }  // namespace

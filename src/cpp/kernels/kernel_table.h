@@ -67,6 +67,18 @@ template <typename T>
 using PackT = void (*)(const T* src, index_t ld, index_t w, index_t width,
                        index_t len, T* dst);
 
+// The batch-1 product read straight from a row-major W, no packing:
+//
+//   y[r] = sum_p W[r*ldw + p] * x[p]   for r < rows   (y is overwritten)
+//
+// Rows are summed in blocks of the vector width, all in the same order
+// whichever block a row falls in (so the result of a row does not depend on
+// `rows`); `reverse` walks the blocks from the last, the same bit for bit.
+// k may be 0 (y = 0).  W, x, y need no more than their type's alignment.
+template <typename T>
+using GemvT = void (*)(index_t rows, index_t k, const T* W, index_t ldw,
+                       const T* x, T* y, bool reverse);
+
 template <typename T>
 struct GemmKernels {
   index_t mr = 0;  // micro-tile rows (MR)
@@ -74,6 +86,7 @@ struct GemmKernels {
   UKernel<T> ukernel = nullptr;
   UKernelRows<T> ukernel_rows = nullptr;
   PackT<T> pack_t = nullptr;
+  GemvT<T> gemv_t = nullptr;
 };
 
 struct KernelTable {

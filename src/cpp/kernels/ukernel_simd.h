@@ -64,6 +64,59 @@ void pack_t(const typename V::T* src, index_t ld, index_t w, index_t width,
   }
 }
 
+// The batch-1 product (contract: kernels::GemvT): W rows at a time, row r in
+// its own accumulator acc[r] (W independent chains: the FMA latency is
+// hidden), p in vectors of W values; then a transpose turns the W
+// accumulators into W vectors whose sum holds the W dot products.  Every
+// row is summed the same way whatever its block (a short last block keeps
+// zeros in the missing rows).  Loads: W rows + x per W FMAs, so it runs at
+// the speed W streams in from cache, as the packed GEMV did, without the
+// per-call packing.
+template <class V>
+void gemv_t(index_t rows, index_t k, const typename V::T* Wm, index_t ldw,
+            const typename V::T* x, typename V::T* y, bool reverse) {
+  using reg = typename V::reg;
+  constexpr int W = V::width;
+  const index_t blocks = (rows + W - 1) / W;
+  const index_t full_k = k / W * W;
+  for (index_t q = 0; q < blocks; ++q) {
+    const index_t r0 = (reverse ? blocks - 1 - q : q) * W;
+    const index_t nr = rows - r0 < W ? rows - r0 : W;
+    const typename V::T* w = Wm + r0 * ldw;
+    reg acc[W];
+#pragma GCC unroll 16
+    for (int r = 0; r < W; ++r) acc[r] = V::zero();
+    if (nr == W) {
+      for (index_t p = 0; p < full_k; p += W) {
+        const reg xv = V::load(x + p);
+#pragma GCC unroll 16
+        for (int r = 0; r < W; ++r)
+          acc[r] = V::fmadd(V::load(w + r * ldw + p), xv, acc[r]);
+      }
+    } else {
+      for (index_t p = 0; p < full_k; p += W) {
+        const reg xv = V::load(x + p);
+        for (index_t r = 0; r < nr; ++r)
+          acc[r] = V::fmadd(V::load(w + r * ldw + p), xv, acc[r]);
+      }
+    }
+    if (full_k < k) {
+      const index_t m = k - full_k;
+      const reg xv = V::load_n(x + full_k, m);
+      for (index_t r = 0; r < nr; ++r)
+        acc[r] = V::fmadd(V::load_n(w + r * ldw + full_k, m), xv, acc[r]);
+    }
+    V::transpose(acc);  // acc[i] lane r: lane i of row r's sums
+    reg sum = acc[0];
+#pragma GCC unroll 16
+    for (int i = 1; i < W; ++i) sum = V::add(sum, acc[i]);
+    if (nr == W)
+      V::store(y + r0, sum);
+    else
+      V::store_n(y + r0, sum, nr);
+  }
+}
+
 // Register-blocked tile of MR x NR, NR = NV vectors of V.
 //
 // Register budget (vector registers):  M*NV*U accumulators  +  NV for the
@@ -197,7 +250,7 @@ struct MicroKernel {
   }
 
   static GemmKernels<T> kernels() {
-    return {MR, NR, &run, &run_rows, &pack_t<V>};
+    return {MR, NR, &run, &run_rows, &pack_t<V>, &gemv_t<V>};
   }
 };
 

@@ -94,6 +94,15 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
                  const PackedB<T>& B, index_t n0, index_t n1, T beta, T* C,
                  index_t ldc, bool reverse = false);
 
+// y[r] = sum_p W[r, p] x[p] for r < rows: W [rows, K] row-major (row stride
+// ldw), read where it is -- the batch-1 product of a time step without
+// packing W for the call.  Each row's sum does not depend on `rows` or on
+// where the rows start; reverse walks the rows from the last (same result;
+// see gemm_packed).  Allocates nothing.
+template <typename T>
+void gemv_t(index_t rows, index_t K, const T* W, index_t ldw, const T* x,
+            T* y, bool reverse = false);
+
 // op(B) [K,N] as panels of panel_width() columns, each K rows by
 // panel_width(), zero-padded on the right (layout: kernels/kernel_table.h).
 template <typename T>
