@@ -53,6 +53,24 @@ def test_thread_count_does_not_change_results(v, dtype, reverse, threads, rng):
             np.testing.assert_array_equal(a, b)
 
 
+# Batch 1 reads the recurrent weights in place (gemv) in short calls and
+# when they exceed L2 (here T = 6 and, for the LSTM, 4*300*300 floats), and
+# packs them otherwise (T = 12, the GRU and RNN): either way, and whatever
+# share of the rows a thread has, the results must be the same.
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
+@pytest.mark.parametrize("T", [6, 12])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_thread_count_does_not_change_batch_one(v, T, reverse, threads, rng):
+    args = make_args(v, T, 1, 5, 300, np.float64, rng)
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        results.append(run(v, args, None, reverse))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("v", VARIANTS, ids=str)
 def test_threaded_kernels_match_reference(v, threads, rng):
     threads(2)

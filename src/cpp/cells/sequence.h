@@ -142,10 +142,21 @@ class GateRows {
   gemm::PackedB<T> packed_;
 };
 
-// Whether a time loop of batch B reads its recurrent weights in place
-// (GateRows direct): batch 1.  From batch 2 the packed product reads W once
-// for all rows.
-inline bool direct_batch(index_t B) { return B == 1; }
+// Whether a time loop reads its recurrent weights, rows x cols in all,
+// where they are (GateRows direct) rather than packing them for the call:
+// batch 1 (from batch 2 the packed product reads W once for all rows), and
+// either a short call (packing costs about as much as 8 steps) or more
+// weights than L2 holds (they stream from L3 at every step either way).
+// It depends on the whole W, not on a thread's share: the two paths sum in
+// different orders, and results must not depend on the thread count.
+// Interleaved A/B, batch 1, T = 100: an LSTM with H = 256 (1 MiB) 0.95x
+// the packed time; a tanh RNN (256 KiB) 1.27x and a GRU (768 KiB) 1.20x,
+// whose packed weights stay in L2; T = 1: 0.2-0.3x for all three.
+template <typename T>
+bool direct_rows(const Schedule& s, index_t rows, index_t cols) {
+  const double bytes = double(rows) * double(cols) * double(sizeof(T));
+  return s.d.B == 1 && (s.steps() <= 8 || bytes >= 1024.0 * 1024.0);
+}
 
 // C = alpha op(A) op(B) + beta C with the rows (or, when C is wider than
 // tall, the columns) of C shared among the pool's threads.  Every element
