@@ -53,10 +53,9 @@ def test_thread_count_does_not_change_results(v, dtype, reverse, threads, rng):
             np.testing.assert_array_equal(a, b)
 
 
-# Batch 1 reads the recurrent weights in place (gemv) in short calls and
-# when they exceed L2 (here T = 6 and, for the LSTM, 4*300*300 floats), and
-# packs them otherwise (T = 12, the GRU and RNN): either way, and whatever
-# share of the rows a thread has, the results must be the same.
+# Batch 1 reads the recurrent weights in place (gemv) in short calls (here
+# T = 6) and packs them otherwise (T = 12): either way, and whatever share
+# of the rows a thread has, the results must be the same.
 @pytest.mark.parametrize("v", VARIANTS, ids=str)
 @pytest.mark.parametrize("T", [6, 12])
 @pytest.mark.parametrize("reverse", [False, True])

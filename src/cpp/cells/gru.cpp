@@ -32,7 +32,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
     const index_t n = sl.units();
     const index_t G1 = kResetAfter ? 3 : 2;  // gates of the first product
     cells::InputChunks<T> xp(s, 3, sl, x, w.W_ih, bias);
-    const bool direct = cells::direct_rows<T>(s, GH, H);
+    const bool direct = cells::direct_rows(s);
     cells::GateRows<T> W1(w.W_hh, H, H, 0, G1, sl, direct), Wn;
     if (!kResetAfter) Wn = cells::GateRows<T>(w.W_hh, H, H, 2, 3, sl, direct);
     std::vector<T> a(d.B * 3 * n);  // recurrent products, gate-major per row

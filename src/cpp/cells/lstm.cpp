@@ -30,7 +30,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
   cells::forward_loop<T>(s, 4, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
     cells::InputChunks<T> xp(s, 4, sl, x, w.W_ih, bias);
-    const bool direct = cells::direct_rows<T>(s, GH, P);
+    const bool direct = cells::direct_rows(s);
     cells::GateRows<T> W(w.W_hh, H, P, 0, 4, sl, direct);  // [P, 4n]
     cells::GateRows<T> Wr;  // rows [p0, p1) of W_hr [P, H]
     if (kProj) Wr = cells::GateRows<T>(w.W_hr, H, 0, 0, 1, sl.p0, sl.cols(), direct);

@@ -142,20 +142,17 @@ class GateRows {
   gemm::PackedB<T> packed_;
 };
 
-// Whether a time loop reads its recurrent weights, rows x cols in all,
-// where they are (GateRows direct) rather than packing them for the call:
-// batch 1 (from batch 2 the packed product reads W once for all rows), and
-// either a short call (packing costs about as much as 8 steps) or more
-// weights than L2 holds (they stream from L3 at every step either way).
-// It depends on the whole W, not on a thread's share: the two paths sum in
-// different orders, and results must not depend on the thread count.
-// Interleaved A/B, batch 1, T = 100: an LSTM with H = 256 (1 MiB) 0.95x
-// the packed time; a tanh RNN (256 KiB) 1.27x and a GRU (768 KiB) 1.20x,
-// whose packed weights stay in L2; T = 1: 0.2-0.3x for all three.
-template <typename T>
-bool direct_rows(const Schedule& s, index_t rows, index_t cols) {
-  const double bytes = double(rows) * double(cols) * double(sizeof(T));
-  return s.d.B == 1 && (s.steps() <= 8 || bytes >= 1024.0 * 1024.0);
+// Whether a time loop reads its recurrent weights where they are (GateRows
+// direct) rather than packing them for the call: batch 1 (from batch 2 the
+// packed product reads W once for all rows) in a short call -- packing
+// costs about as much as 8 steps.  Interleaved A/B, batch 1, T = 1: 0.2-0.3x
+// the packed time (LSTM, GRU, tanh RNN, H = 256), T = 4-8: 0.5-0.9x.  In
+// longer calls the packed product wins as soon as W stays in L2 (T = 100,
+// H = 256: gemv 1.2-1.27x for the GRU and RNN; LSTM 0.8-1.25x, noise); a
+// bigger W streams from L3 either way (H = 512: 0.99x).  The choice must
+// not depend on the thread count: the two paths sum in different orders.
+inline bool direct_rows(const Schedule& s) {
+  return s.d.B == 1 && s.steps() <= 8;
 }
 
 // C = alpha op(A) op(B) + beta C with the rows (or, when C is wider than
