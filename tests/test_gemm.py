@@ -314,21 +314,42 @@ def test_gemv_t_edge_shapes(isa, dtype, rows, K, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_gemv_t_rows_do_not_depend_on_their_block(isa, dtype, rng):
-    # A thread multiplies its own rows (any start, any count) and the time
-    # loops alternate `reverse`: every row must come out with the same bits.
-    rows, K = 70, 203
-    W = strided(rng, rows, K, dtype)
-    x = rng.standard_normal(K).astype(dtype)
-    whole = np.empty(rows, dtype)
-    _core._testing_gemv_t(W, x, whole)
-    back = np.empty(rows, dtype)
-    _core._testing_gemv_t(W, x, back, reverse=True)
-    np.testing.assert_array_equal(back, whole)
-    for r0, r1 in [(0, 16), (3, 9), (16, 70), (17, 69), (64, 70), (5, 6)]:
-        part = np.empty(r1 - r0, dtype)
-        _core._testing_gemv_t(W[r0:r1], x, part)
-        np.testing.assert_array_equal(part, whole[r0:r1], err_msg=f"rows {r0}:{r1}")
+@pytest.mark.parametrize("rows", [0, 1, 2, 7, 64])
+@pytest.mark.parametrize("cols", [1, 5, 16, 33, 64, 100, 300])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_gemv_n_edge_shapes(isa, dtype, rows, cols, beta, rng):
+    # The backward's batch-1 product y = beta y + a W, W read in place:
+    # odd row counts (two chains), partial column blocks, rows = 0.
+    W = strided(rng, rows, cols, dtype)
+    a = rng.standard_normal(rows).astype(dtype)
+    y0 = rng.standard_normal(cols).astype(dtype)
+    y = np.full(cols, np.nan, dtype) if beta == 0.0 else y0.copy()
+    _core._testing_gemv_n(W, a, beta, y)
+    assert_product(y[None, :], 1.0, a[None, :], W, beta, y0[None, :], f"gemv_n {rows}x{cols}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["gemv_t", "gemv_n"])
+def test_gemv_shares_get_the_bits_of_the_whole(isa, dtype, kind, rng):
+    # Threads take shares of the outputs (rows of W for gemv_t, columns for
+    # gemv_n; any start, any count) and the forward loops alternate
+    # gemv_t's `reverse`: every output must come out with the same bits.
+    W = strided(rng, 70, 203, dtype)
+    v = rng.standard_normal(W.shape[1] if kind == "gemv_t" else W.shape[0]).astype(dtype)
+
+    def product(part, reverse=False):
+        out = np.empty(part.shape[0] if kind == "gemv_t" else part.shape[1], dtype)
+        if kind == "gemv_t":
+            _core._testing_gemv_t(part, v, out, reverse=reverse)
+        else:
+            _core._testing_gemv_n(part, v, 0.0, out)
+        return out
+
+    whole = product(W)
+    np.testing.assert_array_equal(product(W, reverse=True), whole)
+    for a0, a1 in [(0, 16), (3, 9), (16, 70), (17, 69), (64, 70), (5, 6)]:
+        part = W[a0:a1] if kind == "gemv_t" else W[:, a0:a1]
+        np.testing.assert_array_equal(product(part), whole[a0:a1], err_msg=f"{a0}:{a1}")
 
 
 def test_gemm_packed_rejects_bad_column_ranges(isa):

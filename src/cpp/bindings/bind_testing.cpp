@@ -192,24 +192,44 @@ void testing_ukernel(const std::string& isa, index_t m, index_t n,
   });
 }
 
-// y[r] = W[r, :] . x through gemm::gemv_t (W 2-D with contiguous rows, x
-// and y 1-D contiguous, y overwritten).
-void testing_gemv_t(py::handle W, py::handle x, py::handle y, bool reverse) {
-  const char* fn = "_testing_gemv_t";
-  with_dtype_of(y, {fn, "y"}, [&](auto tag) {
+// The products of one 1-D array with W (2-D, contiguous rows), for the
+// GEMV tests: gemv(w, in, out) with in [in_len] and out [out_len] 1-D,
+// contiguous, of out's dtype; the GIL released.
+template <typename Gemv>
+void testing_gemv(const char* fn, py::handle W, py::handle in, py::handle out,
+                  bool transposed, Gemv&& gemv) {
+  with_dtype_of(out, {fn, "y"}, [&](auto tag) {
     using T = decltype(tag);
     const auto w = matrix<T>(W, {fn, "W"});
-    py::array xa = require_ndarray(x, {fn, "x"}), ya = require_ndarray(y, {fn, "y"});
-    require_shape(xa.ndim() == 1 && ya.ndim() == 1 && xa.shape(0) == w.cols &&
-                      ya.shape(0) == w.rows && xa.dtype().is(ya.dtype()) &&
-                      (xa.flags() & py::array::c_style) &&
-                      (ya.flags() & py::array::c_style) && ya.writeable(),
-                  fn, "x must be [K] and y [rows] (writable), contiguous, of W's dtype");
-    const T* xp = static_cast<const T*>(xa.data());
-    T* yp = static_cast<T*>(ya.mutable_data());
+    py::array ia = require_ndarray(in, {fn, "x"}), oa = require_ndarray(out, {fn, "y"});
+    const index_t in_len = transposed ? w.cols : w.rows;
+    const index_t out_len = transposed ? w.rows : w.cols;
+    require_shape(ia.ndim() == 1 && oa.ndim() == 1 && ia.shape(0) == in_len &&
+                      oa.shape(0) == out_len && ia.dtype().is(oa.dtype()) &&
+                      (ia.flags() & py::array::c_style) &&
+                      (oa.flags() & py::array::c_style) && oa.writeable(),
+                  fn, "the input must match W, the output be writable, both "
+                      "1-D contiguous of W's dtype");
+    const T* ip = static_cast<const T*>(ia.data());
+    T* op = static_cast<T*>(oa.mutable_data());
     py::gil_scoped_release release;
-    gemm::gemv_t<T>(w.rows, w.cols, w.p, w.ld, xp, yp, reverse);
+    gemv(w, ip, op);
     return 0;
+  });
+}
+
+// y[r] = W[r, :] . x through gemm::gemv_t (y overwritten).
+void testing_gemv_t(py::handle W, py::handle x, py::handle y, bool reverse) {
+  testing_gemv("_testing_gemv_t", W, x, y, true, [&](const auto& w, auto xp, auto yp) {
+    gemm::gemv_t(w.rows, w.cols, w.p, w.ld, xp, yp, reverse);
+  });
+}
+
+// y = beta y + a W through gemm::gemv_n.
+void testing_gemv_n(py::handle W, py::handle a, double beta, py::handle y) {
+  testing_gemv("_testing_gemv_n", W, a, y, false, [&](const auto& w, auto ap, auto yp) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(ap)>>;
+    gemm::gemv_n(w.rows, w.cols, w.p, w.ld, ap, T(beta), yp);
   });
 }
 
@@ -260,6 +280,10 @@ void register_testing(py::module_& m) {
   m.def("_testing_gemv_t", &testing_gemv_t, py::arg("W"), py::arg("x"),
         py::arg("y"), py::arg("reverse") = false,
         "y = W x through gemm::gemv_t (the batch-1 product, W unpacked)");
+  m.def("_testing_gemv_n", &testing_gemv_n, py::arg("W"), py::arg("a"),
+        py::arg("beta"), py::arg("y"),
+        "y = beta y + a W through gemm::gemv_n (the backward's batch-1 "
+        "product, W unpacked)");
 }
 
 }  // namespace rnncore::bindings

@@ -54,7 +54,8 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
 
   cells::bptt_loop(cache, 1, [&](const Slice& sl) {
-    auto W = cells::pack(Trans::N, H, sl.cols(), cache.W_hh.data() + sl.p0, H);
+    cells::ColBlock<T> W(cache.W_hh.data(), H, H, sl.p0, sl.cols(),
+                         cells::direct_rows(s));
     std::vector<T> keep = cells::state_keep<T>(s, sl.cols());
     return [&, sl, W = std::move(W), keep = std::move(keep)](
                index_t step, int parity, threads::Barrier& barrier) mutable {

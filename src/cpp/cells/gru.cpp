@@ -102,11 +102,12 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
     std::vector<T> drh(kResetAfter ? 0 : d.B * n);  // d(r*h), own units
     std::vector<T> keep = cells::state_keep<T>(s, n);
     // W_hh[gates through h, j0:j1]; reset before also W_hn[:, j0:j1].
-    auto W = cells::pack(Trans::N, kResetAfter ? GH : 2 * H, n,
-                         cache.W_hh.data() + sl.j0, H);
-    gemm::PackedB<T> Wn;
+    const bool direct = cells::direct_rows(s);
+    cells::ColBlock<T> W(cache.W_hh.data(), H, kResetAfter ? GH : 2 * H, sl.j0,
+                         n, direct);
+    cells::ColBlock<T> Wn;
     if (!kResetAfter)
-      Wn = cells::pack(Trans::N, H, n, cache.W_hh.data() + 2 * H * H + sl.j0, H);
+      Wn = cells::ColBlock<T>(cache.W_hh.data() + 2 * H * H, H, H, sl.j0, n, direct);
     return [&, sl, n, drh = std::move(drh), keep = std::move(keep),
             W = std::move(W), Wn = std::move(Wn)](index_t step, int parity,
                                 threads::Barrier& barrier) mutable {
@@ -125,7 +126,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
       barrier.wait();  // every unit's gradients are in ds_all
       if constexpr (!kResetAfter) {
         // d(r*h) = dn W_hn, then r's gradient and the path through r*h.
-        cells::mul(d.B, ds_all + 2 * H, GH, Wn, T(0), drh.data(), n, cells::odd(step));
+        Wn.mul(d.B, ds_all + 2 * H, GH, T(0), drh.data(), n, cells::odd(step));
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;
           const index_t row = s.row(step, b);

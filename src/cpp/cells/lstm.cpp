@@ -99,9 +99,10 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
     std::vector<T> dhc(kProj ? d.B * n : 0);  // reaching o*tanh(c), own units
     std::vector<T> keep = cells::state_keep<T>(s, sl.cols());
     // W_hh[:, p0:p1] [4H, cols] and W_hr[:, j0:j1] [P, n].
-    auto W = cells::pack(Trans::N, GH, sl.cols(), cache.W_hh.data() + sl.p0, P);
-    gemm::PackedB<T> Wr;
-    if (kProj) Wr = cells::pack(Trans::N, P, n, cache.W_hr.data() + sl.j0, H);
+    const bool direct = cells::direct_rows(s);
+    cells::ColBlock<T> W(cache.W_hh.data(), P, GH, sl.p0, sl.cols(), direct);
+    cells::ColBlock<T> Wr;
+    if (kProj) Wr = cells::ColBlock<T>(cache.W_hr.data(), H, P, sl.j0, n, direct);
     return [&, sl, n, dhc = std::move(dhc), keep = std::move(keep),
             W = std::move(W), Wr = std::move(Wr)](index_t step, int parity,
                                 threads::Barrier& barrier) mutable {
@@ -116,7 +117,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
           }
         }
         barrier.wait();  // dh_step complete
-        cells::mul(d.B, dh_step.data(), P, Wr, T(0), dhc.data(), n, cells::odd(step));
+        Wr.mul(d.B, dh_step.data(), P, T(0), dhc.data(), n, cells::odd(step));
       }
       T* ds_all = dGs.data() + parity * d.B * GH;
       cells::backward_rows(s, step, sl, 4, ds_all, [&](index_t b, index_t row, T* ds) {

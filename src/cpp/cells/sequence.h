@@ -66,28 +66,9 @@ inline Slice slice_of(const Dims& d, int tid, int n) {
   return {u.begin, u.end, p.begin, p.end};
 }
 
-// A weight block packed once per call for the product at every step.
-template <typename T>
-gemm::PackedB<T> pack(Trans tb, index_t K, index_t N, const T* W,
-                      index_t ldw) {
-  gemm::PackedB<T> out;
-  gemm::pack_b(tb, K, N, W, ldw, out);
-  return out;
-}
-
-// C[M, N] = A[M, K] W + beta C with W packed (no work for an empty share).
-// The time loops pass reverse = (step is odd): W's panels are walked in
-// alternating directions, so a W about the size of the L2 cache is mostly
-// read from it (gemm_packed).
-template <typename T>
-void mul(index_t M, const T* A, index_t lda, const gemm::PackedB<T>& W,
-         T beta, T* C, index_t ldc, bool reverse = false) {
-  if (W.cols() == 0) return;
-  gemm::gemm_packed<T>(M, T(1), A, lda, W, 0, W.cols(), beta, C, ldc,
-                       reverse);
-}
-
-// The direction of step `step`'s walk over the recurrent weights.
+// The direction of step `step`'s walk over the recurrent weights: the time
+// loops pass reverse = odd(step), so a W about the size of the L2 cache is
+// mostly read from it (gemm_packed).
 inline bool odd(index_t step) { return step % 2 != 0; }
 
 // Rows r0 + g*gate_rows + [0, n) of W (row stride ldw, ldw values each) for
@@ -198,6 +179,39 @@ std::vector<T> folded_bias(index_t GH, index_t inner, const CellWeights<T>& w) {
   for (index_t j = 0; j < GH - inner; ++j) b[j] += w.b_hh[j];
   return b;
 }
+
+// Columns [c0, c0 + n) of W [rows, ldw] as the right operand of the
+// backward's step products A [M, rows] x W[:, c0:c0+n] -> [M, n] (a
+// thread's share of W_hh's columns): packed once per call, or, `direct`
+// (the batch-1 short calls of direct_rows), read where they are (gemv_n).
+template <typename T>
+class ColBlock {
+ public:
+  ColBlock() = default;
+  ColBlock(const T* W, index_t ldw, index_t rows, index_t c0, index_t n,
+           bool direct)
+      : W_(W + c0), ldw_(ldw), rows_(rows), n_(n), direct_(direct) {
+    if (!direct_) gemm::pack_b(Trans::N, rows, n, W_, ldw, packed_);
+  }
+  index_t cols() const { return n_; }
+
+  // C [M, n] (row stride ldc) = A [M, rows] x W[:, c0:c0+n] + beta C.
+  void mul(index_t M, const T* A, index_t lda, T beta, T* C, index_t ldc,
+           bool reverse = false) const {
+    if (n_ == 0) return;
+    if (!direct_)
+      return gemm::gemm_packed<T>(M, T(1), A, lda, packed_, 0, n_, beta, C,
+                                  ldc, reverse);
+    for (index_t i = 0; i < M; ++i)
+      gemm::gemv_n<T>(rows_, n_, W_, ldw_, A + i * lda, beta, C + i * ldc);
+  }
+
+ private:
+  const T* W_ = nullptr;
+  index_t ldw_ = 0, rows_ = 0, n_ = 0;
+  bool direct_ = false;
+  gemm::PackedB<T> packed_;
+};
 
 // One thread's input projection x W_ih^T + bias for its units, computed for
 // a chunk of steps at a time as one product (the time-independent work,
@@ -456,7 +470,7 @@ void backward_rows(const Schedule& s, index_t step, const Slice& sl,
 // never reaches a gradient, whatever the weights hold.
 template <typename T>
 void add_state_grads(const Schedule& s, index_t step, const T* ds,
-                     index_t lds, const gemm::PackedB<T>& W, T* dh,
+                     index_t lds, const ColBlock<T>& W, T* dh,
                      index_t ldh, T* keep) {
   const index_t B = s.d.B, cols = W.cols();
   const bool padded = s.lengths != nullptr;
@@ -464,7 +478,7 @@ void add_state_grads(const Schedule& s, index_t step, const T* ds,
     for (index_t b = 0; b < B; ++b)
       if (!s.active(step, b))
         std::copy(dh + b * ldh, dh + b * ldh + cols, keep + b * cols);
-  mul(B, ds, lds, W, T(1), dh, ldh, odd(step));
+  W.mul(B, ds, lds, T(1), dh, ldh, odd(step));
   if (padded)
     for (index_t b = 0; b < B; ++b)
       if (!s.active(step, b))
@@ -493,8 +507,13 @@ void input_grads(const SeqCache<T>& c, index_t GH, const T* dGx, T* dx,
                  T* db_ih) {
   const Dims& d = c.d;
   const index_t rows = d.T * d.B;
-  parallel_gemm<T>(Trans::N, Trans::N, rows, d.I, GH, T(1), dGx, GH,
-                   c.W_ih.data(), d.I, T(0), dx, d.I);
+  if (rows <= 2)  // one or two rows: W_ih read where it is, not packed
+    for (index_t r = 0; r < rows; ++r)
+      gemm::gemv_n<T>(GH, d.I, c.W_ih.data(), d.I, dGx + r * GH, T(0),
+                      dx + r * d.I);
+  else
+    parallel_gemm<T>(Trans::N, Trans::N, rows, d.I, GH, T(1), dGx, GH,
+                     c.W_ih.data(), d.I, T(0), dx, d.I);
   zero_padding(c.schedule(), d.I, dx);
   if (db_ih) column_sums(rows, GH, dGx, db_ih);
 }

@@ -251,6 +251,13 @@ void gemv_t(index_t rows, index_t K, const T* W, index_t ldw, const T* x,
   dispatch::active().gemm<T>().gemv_t(rows, K, W, ldw, x, y, reverse);
 }
 
+template <typename T>
+void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
+            T beta, T* y) {
+  if (n <= 0) return;
+  dispatch::active().gemm<T>().gemv_n(rows, n, W, ldw, a, beta, y);
+}
+
 #define RNNCORE_GEMM_INSTANTIATE(T)                                          \
   template class detail::AlignedBuffer<T>;                                   \
   template class PackedB<T>;                                                 \
@@ -265,7 +272,9 @@ void gemv_t(index_t rows, index_t K, const T* W, index_t ldw, const T* x,
                                const PackedB<T>&, index_t, index_t, T, T*,   \
                                index_t, bool);                               \
   template void gemv_t<T>(index_t, index_t, const T*, index_t, const T*, T*, \
-                          bool);
+                          bool);                                             \
+  template void gemv_n<T>(index_t, index_t, const T*, index_t, const T*, T,  \
+                          T*);
 RNNCORE_GEMM_INSTANTIATE(float)
 RNNCORE_GEMM_INSTANTIATE(double)
 #undef RNNCORE_GEMM_INSTANTIATE

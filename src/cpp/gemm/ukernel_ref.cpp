@@ -54,10 +54,20 @@ void gemv_t_ref(index_t rows, index_t k, const T* W, index_t ldw, const T* x,
 }
 
 template <typename T>
+void gemv_n_ref(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
+                T beta, T* y) {
+  for (index_t j = 0; j < n; ++j) {
+    T s = T(0);
+    for (index_t r = 0; r < rows; ++r) s += a[r] * W[r * ldw + j];
+    y[j] = beta == T(0) ? s : beta * y[j] + s;
+  }
+}
+
+template <typename T>
 GemmKernels<T> reference_kernels() {
   constexpr int MR = 4, NR = 32 / sizeof(T);
   return {MR, NR, &ukernel_ref<T, MR, NR>, &ukernel_ref_rows<T, MR, NR>,
-          &gemm::pack_t_scalar<T>, &gemv_t_ref<T>};
+          &gemm::pack_t_scalar<T>, &gemv_t_ref<T>, &gemv_n_ref<T>};
 }
 
 }  // namespace

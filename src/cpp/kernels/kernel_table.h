@@ -79,6 +79,17 @@ template <typename T>
 using GemvT = void (*)(index_t rows, index_t k, const T* W, index_t ldw,
                        const T* x, T* y, bool reverse);
 
+// Its counterpart with W not transposed, for the backward passes:
+//
+//   y[j] = beta * y[j] + sum_r a[r] * W[r*ldw + j]   for j < n
+//
+// (beta 0: y is not read).  Every column is summed the same way whatever
+// its position, so a thread's share of the columns gets the bits the whole
+// product would give.  rows may be 0.
+template <typename T>
+using GemvN = void (*)(index_t rows, index_t n, const T* W, index_t ldw,
+                       const T* a, T beta, T* y);
+
 template <typename T>
 struct GemmKernels {
   index_t mr = 0;  // micro-tile rows (MR)
@@ -87,6 +98,7 @@ struct GemmKernels {
   UKernelRows<T> ukernel_rows = nullptr;
   PackT<T> pack_t = nullptr;
   GemvT<T> gemv_t = nullptr;
+  GemvN<T> gemv_n = nullptr;
 };
 
 struct KernelTable {

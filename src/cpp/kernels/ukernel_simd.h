@@ -144,6 +144,68 @@ void gemv_t(index_t rows, index_t k, const typename V::T* Wm, index_t ldw,
   }
 }
 
+// One block of up to NV vectors of columns of gemv_n (kFull: exactly NV
+// full vectors; else w columns, the last vector masked), summed over the
+// rows of W in two chains (even and odd rows: 2*NV independent
+// accumulators) added at the end, so every column is summed alike.
+template <class V, int NV, bool kFull>
+inline __attribute__((always_inline)) void gemv_n_block(
+    index_t rows, index_t w, const typename V::T* Wm, index_t ldw,
+    const typename V::T* a, typename V::T beta, typename V::T* y) {
+  using reg = typename V::reg;
+  using T = typename V::T;
+  constexpr int W = V::width;
+  auto lanes = [&](int v) { return kFull ? index_t(W) : w - v * W; };
+  auto load = [&](const T* p, int v) {
+    return kFull || lanes(v) >= W ? V::load(p + v * W)
+                                  : V::load_n(p + v * W, lanes(v));
+  };
+  reg acc[2][NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) acc[0][v] = acc[1][v] = V::zero();
+  index_t r = 0;
+  for (; r + 2 <= rows; r += 2) {
+    const T* w0 = Wm + r * ldw;
+    const reg a0 = V::set1(a[r]), a1 = V::set1(a[r + 1]);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v)
+      if (lanes(v) > 0) {
+        acc[0][v] = V::fmadd(a0, load(w0, v), acc[0][v]);
+        acc[1][v] = V::fmadd(a1, load(w0 + ldw, v), acc[1][v]);
+      }
+  }
+  if (r < rows) {
+    const reg a0 = V::set1(a[r]);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v)
+      if (lanes(v) > 0) acc[0][v] = V::fmadd(a0, load(Wm + r * ldw, v), acc[0][v]);
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) {
+    if (lanes(v) <= 0) break;
+    reg sum = V::add(acc[0][v], acc[1][v]);
+    if (beta != T(0)) sum = V::fmadd(V::set1(beta), load(y, v), sum);
+    if (lanes(v) >= W)
+      V::store(y + v * W, sum);
+    else
+      V::store_n(y + v * W, sum, lanes(v));
+  }
+}
+
+// The backward's batch-1 product (contract: kernels::GemvN): columns in
+// blocks of 4 vectors (gemv_n_block); the rows of W stream through once per
+// block.
+template <class V>
+void gemv_n(index_t rows, index_t n, const typename V::T* Wm, index_t ldw,
+            const typename V::T* a, typename V::T beta, typename V::T* y) {
+  constexpr int NV = 4, C = NV * V::width;
+  index_t j0 = 0;
+  for (; j0 + C <= n; j0 += C)
+    gemv_n_block<V, NV, true>(rows, C, Wm + j0, ldw, a, beta, y + j0);
+  if (j0 < n)
+    gemv_n_block<V, NV, false>(rows, n - j0, Wm + j0, ldw, a, beta, y + j0);
+}
+
 // Register-blocked tile of MR x NR, NR = NV vectors of V.
 //
 // Register budget (vector registers):  M*NV*U accumulators  +  NV for the
@@ -277,7 +339,7 @@ struct MicroKernel {
   }
 
   static GemmKernels<T> kernels() {
-    return {MR, NR, &run, &run_rows, &pack_t<V>, &gemv_t<V>};
+    return {MR, NR, &run, &run_rows, &pack_t<V>, &gemv_t<V>, &gemv_n<V>};
   }
 };
 

@@ -103,6 +103,14 @@ template <typename T>
 void gemv_t(index_t rows, index_t K, const T* W, index_t ldw, const T* x,
             T* y, bool reverse = false);
 
+// y[j] = beta y[j] + sum_r a[r] W[r, j] for j < n: W [rows, n] row-major
+// (row stride ldw) read where it is -- the backward's batch-1 products.
+// beta == 0 never reads y.  Each column's sum does not depend on n or on
+// where the columns start.  Allocates nothing.
+template <typename T>
+void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
+            T beta, T* y);
+
 // op(B) [K,N] as panels of panel_width() columns, each K rows by
 // panel_width(), zero-padded on the right (layout: kernels/kernel_table.h).
 template <typename T>
