@@ -9,7 +9,6 @@ namespace rnncore::dense {
 namespace {
 
 using cells::Slice;
-using gemm::Trans;
 
 template <typename T, Activation kAct>
 void run_forward(const Schedule& s, const T* x, const T* h0,
@@ -38,7 +37,6 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
     };
   });
 }
-
 
 template <typename T, Activation kAct>
 void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,

@@ -14,7 +14,6 @@ namespace rnncore::gru {
 namespace {
 
 using cells::Slice;
-using gemm::Trans;
 
 template <typename T, bool kTrain, bool kResetAfter>
 void run_forward(const Schedule& s, const T* x, const T* h0,

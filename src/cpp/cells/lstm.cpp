@@ -11,7 +11,6 @@ namespace rnncore::lstm {
 namespace {
 
 using cells::Slice;
-using gemm::Trans;
 
 template <typename T, bool kTrain, bool kProj>
 void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,

@@ -136,6 +136,11 @@ inline bool direct_rows(const Schedule& s) {
   return s.d.B == 1 && s.steps() <= 8;
 }
 
+// Products of at most this many rows in all (a one-step batch-1 call, or
+// two) read W where it is however it is used: the input projection
+// (GateRows) and dx = dG W_ih (gemv_n), instead of packing W for them.
+constexpr index_t kDirectRows = 2;
+
 // C = alpha op(A) op(B) + beta C with the rows (or, when C is wider than
 // tall, the columns) of C shared among the pool's threads.  Every element
 // is summed in the order a single call would use: rows are split at whole
@@ -232,8 +237,7 @@ class InputChunks {
               const T* W_ih, const std::vector<T>& bias)
       : s_(s), x_(x), cols_(G * sl.units()) {
     const Dims& d = s.d;
-    // A call of one or two rows in all multiplies each where W_ih is.
-    W_ = GateRows<T>(W_ih, d.H, d.I, 0, G, sl, s.steps() * d.B <= 2);
+    W_ = GateRows<T>(W_ih, d.H, d.I, 0, G, sl, s.steps() * d.B <= kDirectRows);
     for (index_t g = 0; !bias.empty() && g < G; ++g)
       bias_.insert(bias_.end(), bias.begin() + g * d.H + sl.j0,
                    bias.begin() + g * d.H + sl.j1);
@@ -507,7 +511,7 @@ void input_grads(const SeqCache<T>& c, index_t GH, const T* dGx, T* dx,
                  T* db_ih) {
   const Dims& d = c.d;
   const index_t rows = d.T * d.B;
-  if (rows <= 2)  // one or two rows: W_ih read where it is, not packed
+  if (rows <= kDirectRows)
     for (index_t r = 0; r < rows; ++r)
       gemm::gemv_n<T>(GH, d.I, c.W_ih.data(), d.I, dGx + r * GH, T(0),
                       dx + r * d.I);
