@@ -129,7 +129,7 @@ class PackedB {
   friend void gemm_packed<T>(index_t, T, const T*, index_t, const PackedB<T>&,
                              index_t, index_t, T, T*, index_t, bool);
   const kernels::GemmKernels<T>* kernels_ = nullptr;
-  index_t K_ = 0, N_ = 0;
+  index_t K_ = 0, N_ = 0, stride_ = 0;
   detail::AlignedBuffer<T> panels_;
 };
 
