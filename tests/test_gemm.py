@@ -102,8 +102,8 @@ def test_gemm_edge_shapes(isa, dtype, ta, tb, beta, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ta,tb", TRANS)
 def test_gemm_crosses_cache_blocks(isa, dtype, ta, tb, rng):
-    # K > KC and N > NC for every ISA and dtype (KC <= 1024, NC <= 448),
-    # with ragged remainders.
+    # K > KC and N > NC for every ISA and dtype (at K = 1100: KC <= 552,
+    # NC <= 448), with ragged remainders.
     run_gemm(rng, ta, tb, 31, 470, 1100, 1.25, 0.5, dtype)
 
 
@@ -232,6 +232,24 @@ def test_gemm_packed_large_and_reused(isa, dtype, rng):
         c = np.full((M, N), np.nan, dtype)
         packed.matmul(1.0, a, 0.0, c)
         assert_product(c, 1.0, a, b.T, 0.0, None, f"gemm_packed M={M}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("K", [512, 1024, 2048])
+def test_gemm_packed_padded_panels(isa, dtype, K, rng):
+    # K * NR values a multiple of 64 KiB (K a multiple of 512 for every
+    # AVX-512 panel, 1024 for AVX2 float32): the panels are padded apart
+    # (gemm.cpp panel_stride); K = 2048 is cut into equal K blocks.  N spans
+    # two column blocks with a ragged last panel; both walk directions.
+    N = 600
+    b = rng.standard_normal((N, K)).astype(dtype)
+    packed = _core._TestingPackedB("T", b)
+    for M in (1, 16, 45):
+        a = rng.standard_normal((M, K)).astype(dtype)
+        for reverse in (False, True):
+            c = np.full((M, N), np.nan, dtype)
+            packed.matmul(1.0, a, 0.0, c, repeat=2 if reverse else 1, alternate=reverse)
+            assert_product(c, 1.0, a, b.T, 0.0, None, f"padded panels K={K} M={M}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
