@@ -76,6 +76,20 @@ def test_long_inputs_match_reference(v, dtype, shape, with_lengths, rng):
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=str)
+def test_buffers_on_huge_pages_match_reference(v, rng):
+    # T*B*H*4 bytes = 4.9 MB: the per-step buffers of the training pass
+    # (gates, their gradients) cross the 4 MiB from which they are
+    # allocated aligned to, and advised onto, huge pages (cells/cache.cpp).
+    T, B, I, H = 100, 32, 16, 384
+    args = make_args(v, T, B, I, H, np.float32, rng)
+    lengths = random_lengths(T, B, rng)
+    for name, (fast, ref) in run_both(v, args, lengths, False, rng).items():
+        if ref is None:
+            continue
+        assert rel_err(fast, ref) <= TOL[np.float32], name
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_without_bias_or_initial_state(v, dtype, rng):
     args = make_args(v, 4, 3, 5, 6, dtype, rng, bias=False, states=False)

@@ -8,6 +8,7 @@
 // never reaches a gradient.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <new>
 #include <utility>
@@ -16,6 +17,17 @@
 #include "rnncore/common.h"
 
 namespace rnncore {
+
+namespace detail {
+// Buffers of at least this many bytes are asked to live on transparent huge
+// pages (Linux, where THP is "madvise", as here; NumPy does the same for its
+// large arrays): a training call's gates and gradient buffers, tens of MB
+// each and fresh every call, otherwise take a page fault per 4 KiB.
+constexpr std::size_t kHugeBytes = std::size_t(4) << 20;
+constexpr std::size_t kHugePage = std::size_t(2) << 20;
+void* allocate_large(std::size_t bytes);
+void free_large(void* p) noexcept;
+}  // namespace detail
 
 // An allocator whose resize() leaves new values uninitialised: large
 // per-call buffers that are written before they are read skip a pass.
@@ -28,6 +40,15 @@ struct UninitAllocator : std::allocator<T> {
   UninitAllocator() = default;
   template <typename U>
   UninitAllocator(const UninitAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
+    if (n * sizeof(T) < detail::kHugeBytes) return std::allocator<T>::allocate(n);
+    return static_cast<T*>(detail::allocate_large(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    if (n * sizeof(T) < detail::kHugeBytes) return std::allocator<T>::deallocate(p, n);
+    detail::free_large(p);
+  }
   template <typename U>
   void construct(U* p) noexcept {
     ::new (static_cast<void*>(p)) U;
