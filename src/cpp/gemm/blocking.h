@@ -28,11 +28,11 @@
 //       work): the GEMV (M = 1) reads each B̃ panel as one forward stream.
 //       K is then cut into that many blocks of near-equal length (multiples
 //       of 8): K = 2048 as 8 x 256, not 7 x 288 + 32, whose short last
-//       block paid a whole pass of C loads and stores for 32 steps
-//       (gemm_bench, interleaved: 2048^3 0.90 -> 0.93-1.05x NumPy's rate,
-//       M = 256 K = 1024 1.05-1.10 -> 1.11-1.17x).
+//       block paid a whole pass of C loads and stores for 32 steps (on
+//       this project's VM the difference is within its +-4% noise).
 //   NC: the B block (KC x NC) fills half of L2, leaving room for the C rows
-//       and the A stream.  fp32 AVX-512: 448 columns (14 panels of 32).
+//       and the A stream.  fp32 AVX-512: 448 columns at KC = 288 (14
+//       panels of 32), 512 at KC = 256.
 //   MC: when A is transposed, a line of Ã (MR values of a row of A) is a
 //       short piece of a row of A, and the rows are far apart (the RNN's
 //       dG^T: 4 KiB, so every row falls in the same L1 set and in few L2

@@ -178,9 +178,9 @@ index_t PackedB<T>::panel_width() const {
 // ways on Intel; 128 KiB and 8 ways on Zen 4), so unpadded, the K-block
 // segments of the 14-16 panels of one column block all fell in the same
 // sets, more lines than their ways, and evicted one another while a row
-// tile walked them.  Padded, consecutive panels start 4 KiB apart.  (LSTM
-// forward, interleaved A/B: T=20 B=256 H=1024 0.90x, T=50 B=64 H=512 0.92x
-// the time.)
+// tile walked them.  Padded, consecutive panels start 4 KiB apart.  (On
+// this project's VM, whose L3 is shared and noisy, the effect is within
+// +-4%: bench/ab.py --stat best, LSTM forward B=64 H=512 and B=256 H=1024.)
 template <typename T>
 index_t panel_stride(index_t K, index_t nr) {
   constexpr std::size_t kAliasBytes = 64 * 1024, kPadBytes = 4096;
