@@ -191,16 +191,20 @@ index_t panel_stride(index_t K, index_t nr) {
 }
 
 template <typename T>
+T* PackedB<T>::start(const GemmKernels<T>& uk, index_t K, index_t N) {
+  kernels_ = &uk;
+  K_ = K;
+  N_ = N;
+  return panels_.reserve(
+      std::size_t((N + uk.nr - 1) / uk.nr * panel_stride<T>(K, uk.nr)));
+}
+
+template <typename T>
 void pack_b(Trans tb, index_t K, index_t N, const T* B, index_t ldb,
             PackedB<T>& out) {
   const GemmKernels<T>& uk = dispatch::active().gemm<T>();
-  const index_t stride = panel_stride<T>(K, uk.nr);
-  out.stride_ = stride;
-  out.kernels_ = &uk;
-  out.K_ = K;
-  out.N_ = N;
-  T* dst = out.panels_.reserve(std::size_t((N + uk.nr - 1) / uk.nr * stride));
-  pack_b_panels(uk, op_view(tb, B, ldb), K, N, dst, stride);
+  pack_b_panels(uk, op_view(tb, B, ldb), K, N, out.start(uk, K, N),
+                panel_stride<T>(K, uk.nr));
 }
 
 template <typename T>
@@ -210,11 +214,7 @@ void pack_b_rows(index_t K, const std::vector<RowBlock<T>>& blocks,
   index_t N = 0;
   for (const RowBlock<T>& b : blocks) N += b.count;
   const index_t stride = panel_stride<T>(K, uk.nr);
-  out.stride_ = stride;
-  out.kernels_ = &uk;
-  out.K_ = K;
-  out.N_ = N;
-  T* dst = out.panels_.reserve(std::size_t((N + uk.nr - 1) / uk.nr * stride));
+  T* dst = out.start(uk, K, N);
   std::vector<T> spanning;  // the rows of a panel that spans two blocks
   std::size_t blk = 0;      // column j of R^T is row `row` of blocks[blk]
   index_t row = 0;
@@ -253,7 +253,7 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
         std::to_string(B.N_) + " with n0 a multiple of the panel width " +
         std::to_string(nr));
   if (n1 == n0) return;  // an empty range is fine even before any pack_b
-  const index_t stride = B.stride_;
+  const index_t stride = panel_stride<T>(B.K_, nr);
   auto panels = [&](index_t jc, index_t, index_t pc, index_t) {
     return Panels<T>{B.panels_.data() + jc / nr * stride + pc * nr, stride};
   };

@@ -112,7 +112,8 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
             T beta, T* y);
 
 // op(B) [K,N] as panels of panel_width() columns, each K rows by
-// panel_width(), zero-padded on the right (layout: kernels/kernel_table.h).
+// panel_width(), zero-padded on the right (layout: kernels/kernel_table.h),
+// one after another (a little apart for some K: gemm.cpp, panel_stride).
 template <typename T>
 class PackedB {
  public:
@@ -128,8 +129,10 @@ class PackedB {
                              index_t, PackedB<T>&);
   friend void gemm_packed<T>(index_t, T, const T*, index_t, const PackedB<T>&,
                              index_t, index_t, T, T*, index_t, bool);
+  // Records the kernels and shape of a new packing; room for its panels.
+  T* start(const kernels::GemmKernels<T>& uk, index_t K, index_t N);
   const kernels::GemmKernels<T>* kernels_ = nullptr;
-  index_t K_ = 0, N_ = 0, stride_ = 0;
+  index_t K_ = 0, N_ = 0;
   detail::AlignedBuffer<T> panels_;
 };
 
