@@ -108,6 +108,16 @@ def test_gemm_crosses_cache_blocks(isa, dtype, ta, tb, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tb", ["N", "T"])
+@pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_transposed_a_crosses_slabs_column_and_k_blocks(isa, dtype, tb, beta, rng):
+    # A transposed runs K blocks outermost, slabs of MC rows of A^T inside,
+    # and the B panels of all the column blocks of a K block packed once
+    # (gemm.cpp): M > MC (<= 224 for every ISA and dtype), N > NC, K > KC.
+    run_gemm(rng, "T", tb, 470, 950, 1100, -0.5, beta, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_rnn_shapes(isa, dtype, rng):
     H = 40
     for M in (1, 3, 16, 64):

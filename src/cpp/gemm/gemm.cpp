@@ -77,44 +77,31 @@ void tile_pass(const GemmKernels<T>& uk, index_t m, index_t nc, index_t kc,
   }
 }
 
-// C[M, nc] = alpha * a[M, kc] * B̃ + beta * C: the inner loops of
-// blocking.h.  Row tiles take turns walking the panels forwards and
-// backwards (the first one backwards when `reverse`), so each starts on the
-// panels the previous one left in cache.
-//
-// A not transposed (not by_slab): tiles of near-equal height (RowTiles),
-// e.g. 8 + 8 rows for M = 16 with MR = 14, not 14 + 2: a 2-row tile streams
-// B̃ all the same for a seventh of the FMAs.  Short rows of A (in_place,
-// blocking.h) are read where they are; longer ones are packed one
-// micro-panel at a time into a_room.  Transposed (by_slab): `rows` rows of
-// Ã at a time, as MR-row panels.
+// C[M, nc] = alpha * a[M, kc] * B̃ + beta * C for A not transposed: the
+// inner loops of blocking.h.  Row tiles take turns walking the panels
+// forwards and backwards (the first one backwards when `reverse`), so each
+// starts on the panels the previous one left in cache.  Tiles have
+// near-equal heights (RowTiles), e.g. 8 + 8 rows for M = 16 with MR = 14,
+// not 14 + 2: a 2-row tile streams B̃ all the same for a seventh of the
+// FMAs.  Short rows of A (in_place, blocking.h) are read where they are;
+// longer ones are packed one micro-panel at a time into a_room.
 template <typename T>
 void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
                    T alpha, View<T> a, Panels<T> b, T beta, T* C, index_t ldc,
-                   bool by_slab, index_t rows, T* a_room, bool reverse) {
+                   T* a_room, bool reverse) {
   bool backwards = reverse;
-  if (!by_slab) {
-    const RowTiles tiles(M, uk.mr);
-    const bool in_place = in_place_rows<T>(a.p, a.rs, a.cs);
-    for (index_t t = 0; t < tiles.count(); ++t, backwards = !backwards) {
-      const index_t i0 = tiles.begin(t), m = tiles.height(t);
-      if (in_place) {
-        tile_pass(uk, m, nc, kc, alpha, a.at(i0, 0), a.rs, b, beta,
-                  C + i0 * ldc, ldc, backwards);
-        continue;
-      }
-      pack_a_panels(uk, View<T>{a.at(i0, 0), a.rs, a.cs}, m, kc, a_room);
-      tile_pass(uk, m, nc, kc, alpha, a_room, index_t(0), b, beta,
+  const RowTiles tiles(M, uk.mr);
+  const bool in_place = in_place_rows<T>(a.p, a.rs, a.cs);
+  for (index_t t = 0; t < tiles.count(); ++t, backwards = !backwards) {
+    const index_t i0 = tiles.begin(t), m = tiles.height(t);
+    if (in_place) {
+      tile_pass(uk, m, nc, kc, alpha, a.at(i0, 0), a.rs, b, beta,
                 C + i0 * ldc, ldc, backwards);
+      continue;
     }
-    return;
-  }
-  for (index_t ic = 0; ic < M; ic += rows) {
-    const index_t mc = std::min(rows, M - ic);
-    pack_a_panels(uk, View<T>{a.at(ic, 0), a.rs, a.cs}, mc, kc, a_room);
-    for (index_t ir = 0; ir < mc; ir += uk.mr, backwards = !backwards)
-      tile_pass(uk, std::min(uk.mr, mc - ir), nc, kc, alpha, a_room + ir * kc,
-                index_t(0), b, beta, C + (ic + ir) * ldc, ldc, backwards);
+    pack_a_panels(uk, View<T>{a.at(i0, 0), a.rs, a.cs}, m, kc, a_room);
+    tile_pass(uk, m, nc, kc, alpha, a_room, index_t(0), b, beta, C + i0 * ldc,
+              ldc, backwards);
   }
 }
 
@@ -122,8 +109,13 @@ void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
 // b_block(jc, nc, pc, kc) supplies the B̃ panels of op(B)[pc:pc+kc, jc:jc+nc]
 // and a_room(blk) room for min(M, blk.mc) x blk.kc values of Ã (by_slab:
 // see blocking()).  reverse: the column blocks and panels in decreasing
-// order (block_product); K blocks are always summed in increasing order, so
-// the result is the same bit for bit.
+// order; K blocks are always summed in increasing order, so the result is
+// the same bit for bit.
+//
+// A transposed (by_slab) takes the K blocks outermost (blocking.h): each
+// slab of MC rows of Ã is packed once per K block and serves every column
+// block; packed again for each column block, it was 15% of the time of the
+// backward's dW = dG^T x (3072 x 1024 x 5120).
 template <typename T, typename BBlock, typename ARoom>
 void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
              index_t K, T alpha, View<T> a, bool by_slab, BBlock&& b_block,
@@ -133,14 +125,35 @@ void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
   const Blocking blk = blocking(uk, M, K, by_slab);
   T* const a_panels = a_room(blk);
   const index_t blocks = (n1 - n0 + blk.nc - 1) / blk.nc;
+  auto block_start = [&](index_t q) {
+    return n0 + (reverse ? blocks - 1 - q : q) * blk.nc;
+  };
+  if (by_slab) {
+    bool backwards = reverse;
+    for (index_t pc = 0; pc < K; pc += blk.kc) {
+      const index_t kc = std::min(blk.kc, K - pc);
+      for (index_t ic = 0; ic < M; ic += blk.mc) {
+        const index_t mc = std::min(blk.mc, M - ic);
+        pack_a_panels(uk, View<T>{a.at(ic, pc), a.rs, a.cs}, mc, kc, a_panels);
+        for (index_t q = 0; q < blocks; ++q) {
+          const index_t jc = block_start(q), nc = std::min(blk.nc, n1 - jc);
+          const Panels<T> b = b_block(jc, nc, pc, kc);
+          for (index_t ir = 0; ir < mc; ir += uk.mr, backwards = !backwards)
+            tile_pass(uk, std::min(uk.mr, mc - ir), nc, kc, alpha,
+                      a_panels + ir * kc, index_t(0), b, pc == 0 ? beta : T(1),
+                      C + (ic + ir) * ldc + jc, ldc, backwards);
+        }
+      }
+    }
+    return;
+  }
   for (index_t q = 0; q < blocks; ++q) {
-    const index_t jc = n0 + (reverse ? blocks - 1 - q : q) * blk.nc;
-    const index_t nc = std::min(blk.nc, n1 - jc);
+    const index_t jc = block_start(q), nc = std::min(blk.nc, n1 - jc);
     for (index_t pc = 0; pc < K; pc += blk.kc) {
       const index_t kc = std::min(blk.kc, K - pc);
       block_product(uk, M, nc, kc, alpha, View<T>{a.at(0, pc), a.rs, a.cs},
                     b_block(jc, nc, pc, kc), pc == 0 ? beta : T(1), C + jc,
-                    ldc, by_slab, blk.mc, a_panels, reverse);
+                    ldc, a_panels, reverse);
     }
   }
 }
@@ -154,8 +167,23 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   const GemmKernels<T>& uk = dispatch::active().gemm<T>();
   thread_local detail::AlignedBuffer<T> buffer, a_buffer;
   const View<T> b = op_view(tb, B, ldb);
+  const bool by_slab = ta == Trans::T;
+  // A transposed: blocked() takes the K blocks outermost and every slab of
+  // Ã meets every column block, so all of a K block's rows of B are packed
+  // at once, when the block is first asked for (in a buffer of this call:
+  // K block x N values), and serve every slab.  Otherwise each (column
+  // block, K block) is used once, packed in turn into the thread's buffer.
+  detail::AlignedBuffer<T> k_rows;
+  index_t packed_pc = -1;
   auto pack_block = [&](index_t jc, index_t nc, index_t pc, index_t kc) {
     const index_t stride = kc * uk.nr;
+    if (by_slab) {
+      T* all = k_rows.reserve(std::size_t((N + uk.nr - 1) / uk.nr * stride));
+      if (pc != packed_pc)
+        pack_b_panels(uk, View<T>{b.at(pc, 0), b.rs, b.cs}, kc, N, all, stride);
+      packed_pc = pc;
+      return Panels<T>{all + jc / uk.nr * stride, stride};
+    }
     T* dst = buffer.reserve(std::size_t((nc + uk.nr - 1) / uk.nr * stride));
     pack_b_panels(uk, View<T>{b.at(pc, jc), b.rs, b.cs}, kc, nc, dst, stride);
     return Panels<T>{dst, stride};
@@ -163,8 +191,8 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   auto a_room = [&](const Blocking& blk) {
     return a_buffer.reserve(std::size_t(std::min(M, blk.mc) * blk.kc));
   };
-  blocked(uk, M, 0, N, K, alpha, op_view(ta, A, lda), ta == Trans::T,
-          pack_block, a_room, beta, C, ldc);
+  blocked(uk, M, 0, N, K, alpha, op_view(ta, A, lda), by_slab, pack_block,
+          a_room, beta, C, ldc);
 }
 
 template <typename T>
