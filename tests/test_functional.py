@@ -76,6 +76,22 @@ def test_long_inputs_match_reference(v, dtype, shape, with_lengths, rng):
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_wide_hidden_state_matches_reference(v, dtype, with_lengths, rng):
+    # H = 520: rows of h (and of the gate gradients) too long for the GEMM
+    # to read in place, and step products wider than one column block, so
+    # each step packs its A once for all blocks (gemm_packed's whole_a).
+    T, B, I, H = 3, 20, 24, 520
+    args = make_args(v, T, B, I, H, dtype, rng)
+    lengths = random_lengths(T, B, rng) if with_lengths else None
+    for name, (fast, ref) in run_both(v, args, lengths, False, rng).items():
+        if ref is None:
+            continue
+        assert rel_err(fast, ref) <= TOL[dtype], name
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
 def test_buffers_on_huge_pages_match_reference(v, rng):
     # T*B*H*4 bytes = 4.9 MB: the per-step buffers of the training pass
     # (gates, their gradients) cross the 4 MiB from which they are

@@ -285,6 +285,32 @@ def test_gemm_packed_reverse_gives_the_same_bits(isa, dtype, beta, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_gemm_packed_whole_a_gives_the_same_bits(isa, dtype, beta, rng):
+    # Given room (whole_a), gemm_packed packs rows too long to be read in
+    # place once for every column block instead of once per block: the same
+    # bits, for every tile height, K across K blocks, N across column blocks
+    # (ragged), column ranges and both walk directions.  K = 300 (float32,
+    # 1200 bytes) is read in place unless the row stride is wide.
+    mr, nr = tile(isa, dtype)
+    for K, N, wide in ((1100, 950, 0), (300, 950, 4096), (37, 950, 4096)):
+        b = rng.standard_normal((N, K)).astype(dtype)
+        packed = _core._TestingPackedB("T", b)
+        for M in (1, 3, mr - 1, mr + 2, 3 * mr + 1):
+            a = strided(rng, M, K, dtype, pad=max(3, wide // np.dtype(dtype).itemsize - K))
+            for n0, n1 in ((0, N), (2 * nr, N - 5)):
+                c0 = c_start(rng, M, N, dtype, beta)
+                per_block, once = c0.copy(), c0.copy()
+                packed.matmul(0.5, a, beta, per_block, n0, n1, repeat=2, alternate=True)
+                packed.matmul(0.5, a, beta, once, n0, n1, repeat=2, alternate=True,
+                              whole_a=True)
+                what = f"M={M} K={K} N={N} [{n0}, {n1})"
+                np.testing.assert_array_equal(once, per_block, what)
+                if beta == 0.0:
+                    assert_product(once[:, n0:n1], 0.5, a, b.T[:, n0:n1], 0.0, None, what)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_rows_read_in_place_or_packed_give_the_same_bits(isa, dtype, rng):
     # Short rows of A (<= 2 KiB) go to the micro-kernel in place, longer
     # ones through a packed Ã: the same A with a wide row stride must give

@@ -142,7 +142,7 @@ class TestingPackedB {
 
   void matmul(double alpha, py::handle A, double beta, py::handle C,
               index_t n0, std::optional<index_t> n1, int repeat,
-              bool alternate) {
+              bool alternate, bool whole_a) {
     const char* fn = "_TestingPackedB.matmul";
     with_dtype_of(C, {fn, "C"}, [&](auto tag) {
       using T = decltype(tag);
@@ -155,10 +155,12 @@ class TestingPackedB {
                         c.cols == b.cols(),
                     fn, "A must be [M, K] and C [M, N] for B [K, N]");
       const index_t end = n1.value_or(b.cols());
+      std::vector<T> room(whole_a ? std::size_t(a.rows * a.cols) : 0);
       py::gil_scoped_release release;
       for (int r = 0; r < repeat; ++r)
         gemm::gemm_packed<T>(a.rows, T(alpha), a.p, a.ld, b, n0, end, T(beta),
-                             c.p, c.ld, alternate && r % 2 == 1);
+                             c.p, c.ld, alternate && r % 2 == 1,
+                             whole_a ? room.data() : nullptr);
       return 0;
     });
   }
@@ -269,10 +271,11 @@ void register_testing(py::module_& m) {
       .def("matmul", &TestingPackedB::matmul, py::arg("alpha"), py::arg("A"),
            py::arg("beta"), py::arg("C"), py::arg("n0") = 0,
            py::arg("n1") = py::none(), py::arg("repeat") = 1,
-           py::arg("alternate") = false,
+           py::arg("alternate") = false, py::arg("whole_a") = false,
            "C[:, n0:n1] = alpha A op(B)[:, n0:n1] + beta C[:, n0:n1] in "
            "place through gemm::gemm_packed, `repeat` times (with "
-           "`alternate`, every other time with reverse=true)");
+           "`alternate`, every other time with reverse=true; with "
+           "`whole_a`, given room to pack all of A once)");
   m.def("_testing_ukernel", &testing_ukernel, py::arg("isa"), py::arg("m"),
         py::arg("n"), py::arg("alpha"), py::arg("a"), py::arg("b"),
         py::arg("beta"), py::arg("C"));

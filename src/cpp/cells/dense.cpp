@@ -23,7 +23,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
   cells::forward_loop<T>(s, 1, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
     cells::InputChunks<T> xp(s, 1, sl, x, w.W_ih, bias);
-    cells::GateRows<T> W(w.W_hh, H, H, 0, 1, sl, cells::direct_rows(s));
+    cells::GateRows<T> W(w.W_hh, H, H, 0, 1, sl, cells::direct_rows(s), d.B);
     std::vector<T> a(d.B * n);
     return [&, sl, n, xp = std::move(xp), W = std::move(W), a = std::move(a)](
                index_t step, const T* h, T* h_next, threads::Barrier&) mutable {
@@ -53,7 +53,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
 
   cells::bptt_loop(cache, 1, [&](const Slice& sl) {
     cells::ColBlock<T> W(cache.W_hh.data(), H, H, sl.p0, sl.cols(),
-                         cells::direct_rows(s));
+                         cells::direct_rows(s), d.B);
     std::vector<T> keep = cells::state_keep<T>(s, sl.cols());
     return [&, sl, W = std::move(W), keep = std::move(keep)](
                index_t step, int parity, threads::Barrier& barrier) mutable {

@@ -32,8 +32,8 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
     const index_t G1 = kResetAfter ? 3 : 2;  // gates of the first product
     cells::InputChunks<T> xp(s, 3, sl, x, w.W_ih, bias);
     const bool direct = cells::direct_rows(s);
-    cells::GateRows<T> W1(w.W_hh, H, H, 0, G1, sl, direct), Wn;
-    if (!kResetAfter) Wn = cells::GateRows<T>(w.W_hh, H, H, 2, 3, sl, direct);
+    cells::GateRows<T> W1(w.W_hh, H, H, 0, G1, sl, direct, d.B), Wn;
+    if (!kResetAfter) Wn = cells::GateRows<T>(w.W_hh, H, H, 2, 3, sl, direct, d.B);
     std::vector<T> a(d.B * 3 * n);  // recurrent products, gate-major per row
     return [&, sl, n, xp = std::move(xp), W1 = std::move(W1), Wn = std::move(Wn),
             a = std::move(a)](
@@ -103,10 +103,10 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
     // W_hh[gates through h, j0:j1]; reset before also W_hn[:, j0:j1].
     const bool direct = cells::direct_rows(s);
     cells::ColBlock<T> W(cache.W_hh.data(), H, kResetAfter ? GH : 2 * H, sl.j0,
-                         n, direct);
+                         n, direct, d.B);
     cells::ColBlock<T> Wn;
     if (!kResetAfter)
-      Wn = cells::ColBlock<T>(cache.W_hh.data() + 2 * H * H, H, H, sl.j0, n, direct);
+      Wn = cells::ColBlock<T>(cache.W_hh.data() + 2 * H * H, H, H, sl.j0, n, direct, d.B);
     return [&, sl, n, drh = std::move(drh), keep = std::move(keep),
             W = std::move(W), Wn = std::move(Wn)](index_t step, int parity,
                                 threads::Barrier& barrier) mutable {

@@ -30,9 +30,9 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
     const index_t n = sl.units();
     cells::InputChunks<T> xp(s, 4, sl, x, w.W_ih, bias);
     const bool direct = cells::direct_rows(s);
-    cells::GateRows<T> W(w.W_hh, H, P, 0, 4, sl, direct);  // [P, 4n]
+    cells::GateRows<T> W(w.W_hh, H, P, 0, 4, sl, direct, d.B);  // [P, 4n]
     cells::GateRows<T> Wr;  // rows [p0, p1) of W_hr [P, H]
-    if (kProj) Wr = cells::GateRows<T>(w.W_hr, H, 0, 0, 1, sl.p0, sl.cols(), direct);
+    if (kProj) Wr = cells::GateRows<T>(w.W_hr, H, 0, 0, 1, sl.p0, sl.cols(), direct, d.B);
     std::vector<T> a(d.B * 4 * n), hp(kProj ? d.B * sl.cols() : 0);
     return [&, sl, n, xp = std::move(xp), W = std::move(W), Wr = std::move(Wr),
             a = std::move(a), hp = std::move(hp)](index_t step, const T* h, T* h_next,
@@ -99,9 +99,9 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
     std::vector<T> keep = cells::state_keep<T>(s, sl.cols());
     // W_hh[:, p0:p1] [4H, cols] and W_hr[:, j0:j1] [P, n].
     const bool direct = cells::direct_rows(s);
-    cells::ColBlock<T> W(cache.W_hh.data(), P, GH, sl.p0, sl.cols(), direct);
+    cells::ColBlock<T> W(cache.W_hh.data(), P, GH, sl.p0, sl.cols(), direct, d.B);
     cells::ColBlock<T> Wr;
-    if (kProj) Wr = cells::ColBlock<T>(cache.W_hr.data(), H, P, sl.j0, n, direct);
+    if (kProj) Wr = cells::ColBlock<T>(cache.W_hr.data(), H, P, sl.j0, n, direct, d.B);
     return [&, sl, n, dhc = std::move(dhc), keep = std::move(keep),
             W = std::move(W), Wr = std::move(Wr)](index_t step, int parity,
                                 threads::Barrier& barrier) mutable {

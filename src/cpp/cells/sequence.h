@@ -71,6 +71,14 @@ inline Slice slice_of(const Dims& d, int tid, int n) {
 // mostly read from it (gemm_packed).
 inline bool odd(index_t step) { return step % 2 != 0; }
 
+// gemm_packed's whole_a for a product of M rows of K values: the room, if
+// it was allocated for that many rows (GateRows, ColBlock), else null.
+template <typename T>
+T* whole_a(Buffer<T>& room, index_t M, index_t K) {
+  return !room.empty() && std::size_t(M * K) <= room.size() ? room.data()
+                                                            : nullptr;
+}
+
 // Rows r0 + g*gate_rows + [0, n) of W (row stride ldw, ldw values each) for
 // g in [g0, g1) -- one thread's rows of each gate -- as the right operand
 // of a product A [M, ldw] x rows^T -> [M, (g1-g0)*n], gate-major.  Packed
@@ -78,13 +86,14 @@ inline bool odd(index_t step) { return step % 2 != 0; }
 // the rows where they are (gemv_t), which streams W once per row of A but
 // packs nothing -- the batch-1 time loops (W read once per step either way,
 // as fast) and single-row products (a one-step call: packing was half its
-// time).
+// time).  max_rows: the most rows of A a product will have (room for
+// gemm_packed's whole_a is allocated here, before any time loop).
 template <typename T>
 class GateRows {
  public:
   GateRows() = default;
   GateRows(const T* W, index_t ldw, index_t gate_rows, index_t g0, index_t g1,
-           index_t r0, index_t n, bool direct)
+           index_t r0, index_t n, bool direct, index_t max_rows)
       : W_(W + r0 * ldw), ldw_(ldw), gate_rows_(gate_rows), g0_(g0),
         gates_(g1 - g0), n_(n), direct_(direct) {
     if (direct_) return;
@@ -92,11 +101,12 @@ class GateRows {
     for (index_t g = g0; g < g1; ++g)
       blocks.push_back({W_ + g * gate_rows * ldw, n});
     gemm::pack_b_rows(ldw, blocks, ldw, packed_);
+    whole_a_.resize(gemm::whole_a_values<T>(max_rows, ldw));
   }
   // One thread's gate rows of W [G*H, cols] for the units of sl.
   GateRows(const T* W, index_t H, index_t cols, index_t g0, index_t g1,
-           const Slice& sl, bool direct)
-      : GateRows(W, cols, H, g0, g1, sl.j0, sl.units(), direct) {}
+           const Slice& sl, bool direct, index_t max_rows)
+      : GateRows(W, cols, H, g0, g1, sl.j0, sl.units(), direct, max_rows) {}
 
   index_t cols() const { return gates_ * n_; }
 
@@ -106,11 +116,12 @@ class GateRows {
   // (+ C when `accumulate`, packed only: the direct path overwrites C);
   // reverse: the walk over W backwards (the same result; odd()).
   void mul(index_t M, const T* A, index_t lda, T* C, index_t ldc,
-           bool reverse = false, bool accumulate = false) const {
+           bool reverse = false, bool accumulate = false) {
     if (n_ == 0) return;
     if (!direct_)
       return gemm::gemm_packed<T>(M, T(1), A, lda, packed_, 0, cols(),
-                                  accumulate ? T(1) : T(0), C, ldc, reverse);
+                                  accumulate ? T(1) : T(0), C, ldc, reverse,
+                                  whole_a(whole_a_, M, ldw_));
     for (index_t i = 0; i < M; ++i)
       for (index_t q = 0; q < gates_; ++q) {
         const index_t k = reverse ? gates_ - 1 - q : q;
@@ -124,6 +135,7 @@ class GateRows {
   index_t ldw_ = 0, gate_rows_ = 0, g0_ = 0, gates_ = 0, n_ = 0;
   bool direct_ = false;
   gemm::PackedB<T> packed_;
+  Buffer<T> whole_a_;
 };
 
 // Whether a time loop reads its recurrent weights where they are (GateRows
@@ -197,19 +209,21 @@ class ColBlock {
  public:
   ColBlock() = default;
   ColBlock(const T* W, index_t ldw, index_t rows, index_t c0, index_t n,
-           bool direct)
+           bool direct, index_t max_rows)
       : W_(W + c0), ldw_(ldw), rows_(rows), n_(n), direct_(direct) {
-    if (!direct_) gemm::pack_b(Trans::N, rows, n, W_, ldw, packed_);
+    if (direct_) return;
+    gemm::pack_b(Trans::N, rows, n, W_, ldw, packed_);
+    whole_a_.resize(gemm::whole_a_values<T>(max_rows, rows));
   }
   index_t cols() const { return n_; }
 
   // C [M, n] (row stride ldc) = A [M, rows] x W[:, c0:c0+n] + beta C.
   void mul(index_t M, const T* A, index_t lda, T beta, T* C, index_t ldc,
-           bool reverse = false) const {
+           bool reverse = false) {
     if (n_ == 0) return;
     if (!direct_)
       return gemm::gemm_packed<T>(M, T(1), A, lda, packed_, 0, n_, beta, C,
-                                  ldc, reverse);
+                                  ldc, reverse, whole_a(whole_a_, M, rows_));
     for (index_t i = 0; i < M; ++i)
       gemm::gemv_n<T>(rows_, n_, W_, ldw_, A + i * lda, beta, C + i * ldc);
   }
@@ -219,6 +233,7 @@ class ColBlock {
   index_t ldw_ = 0, rows_ = 0, n_ = 0;
   bool direct_ = false;
   gemm::PackedB<T> packed_;
+  Buffer<T> whole_a_;
 };
 
 // One thread's input projection x W_ih^T + bias for its units, computed for
@@ -240,16 +255,17 @@ class InputChunks {
               const T* W_ih, const std::vector<T>& bias)
       : s_(s), x_(x), cols_(G * sl.units()) {
     const Dims& d = s.d;
-    W_ = GateRows<T>(W_ih, d.H, d.I, 0, G, sl, s.steps() * d.B <= kDirectRows);
-    for (index_t g = 0; !bias.empty() && g < G; ++g)
-      bias_.insert(bias_.end(), bias.begin() + g * d.H + sl.j0,
-                   bias.begin() + g * d.H + sl.j1);
     // Steps per chunk: the whole projection of a chunk about kChunkBytes, at
     // least one step.  It depends on G*H, not on this thread's share, so
     // chunks (and each element's rounding) are the same for every thread
     // count.
     const index_t row_bytes = G * d.H * index_t(sizeof(T));
     steps_ = std::max<index_t>(1, (kChunkBytes / row_bytes) / d.B);
+    W_ = GateRows<T>(W_ih, d.H, d.I, 0, G, sl, s.steps() * d.B <= kDirectRows,
+                     steps_ * d.B);
+    for (index_t g = 0; !bias.empty() && g < G; ++g)
+      bias_.insert(bias_.end(), bias.begin() + g * d.H + sl.j0,
+                   bias.begin() + g * d.H + sl.j1);
     if (!in_place())
       x_rows_.resize(static_cast<std::size_t>(steps_ * d.B * d.I));
     xp_.resize(static_cast<std::size_t>(steps_ * d.B * cols_));
@@ -488,7 +504,7 @@ void backward_rows(const Schedule& s, index_t step, const Slice& sl,
 // never reaches a gradient, whatever the weights hold.
 template <typename T>
 void add_state_grads(const Schedule& s, index_t step, const T* ds,
-                     index_t lds, const ColBlock<T>& W, T* dh,
+                     index_t lds, ColBlock<T>& W, T* dh,
                      index_t ldh, T* keep) {
   const index_t B = s.d.B, cols = W.cols();
   const bool padded = s.lengths != nullptr;

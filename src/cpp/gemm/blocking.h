@@ -107,9 +107,11 @@ Blocking blocking(const kernels::GemmKernels<T>& uk, index_t M, index_t K,
 // kernel loads the values of A one at a time, so A must also be aligned to
 // its type (a NumPy array need not be; a misaligned one is packed, which
 // copies it with vector loads).
+constexpr std::size_t kInPlaceRowBytes = 2048;
+
 template <typename T>
 bool in_place_rows(const T* p, index_t rs, index_t cs) {
-  return cs == 1 && rs * index_t(sizeof(T)) <= 2048 &&
+  return cs == 1 && std::size_t(rs) * sizeof(T) <= kInPlaceRowBytes &&
          reinterpret_cast<std::uintptr_t>(p) % alignof(T) == 0;
 }
 

@@ -46,6 +46,16 @@ struct Panels {
   index_t stride;
 };
 
+// All of A [M, K] packed up front as Ã micro-panels (blocked(), when given
+// room): the panel of the row tile from row i0 (m rows) for the K block
+// from pc at p + i0*K + pc*m.  p null: not packed.
+template <typename T>
+struct WholeA {
+  T* p = nullptr;
+  index_t K = 0;
+  T* at(index_t i0, index_t m, index_t pc) const { return p + i0 * K + pc * m; }
+};
+
 // C[:, n0:n1] = beta * C[:, n0:n1], never reading C when beta == 0.
 template <typename T>
 void scale(index_t M, index_t n0, index_t n1, T beta, T* C, index_t ldc) {
@@ -84,11 +94,13 @@ void tile_pass(const GemmKernels<T>& uk, index_t m, index_t nc, index_t kc,
 // near-equal heights (RowTiles), e.g. 8 + 8 rows for M = 16 with MR = 14,
 // not 14 + 2: a 2-row tile streams B̃ all the same for a seventh of the
 // FMAs.  Short rows of A (in_place, blocking.h) are read where they are;
-// longer ones are packed one micro-panel at a time into a_room.
+// longer ones are packed one micro-panel at a time into a_room, or, when
+// `whole` holds all of A packed, read from there.
 template <typename T>
 void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
                    T alpha, View<T> a, Panels<T> b, T beta, T* C, index_t ldc,
-                   T* a_room, bool reverse) {
+                   T* a_room, const WholeA<T>& whole, index_t pc,
+                   bool reverse) {
   bool backwards = reverse;
   const RowTiles tiles(M, uk.mr);
   const bool in_place = in_place_rows<T>(a.p, a.rs, a.cs);
@@ -99,8 +111,10 @@ void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
                 C + i0 * ldc, ldc, backwards);
       continue;
     }
-    pack_a_panels(uk, View<T>{a.at(i0, 0), a.rs, a.cs}, m, kc, a_room);
-    tile_pass(uk, m, nc, kc, alpha, a_room, index_t(0), b, beta, C + i0 * ldc,
+    const T* panel = whole.p ? whole.at(i0, m, pc) : a_room;
+    if (!whole.p)
+      pack_a_panels(uk, View<T>{a.at(i0, 0), a.rs, a.cs}, m, kc, a_room);
+    tile_pass(uk, m, nc, kc, alpha, panel, index_t(0), b, beta, C + i0 * ldc,
               ldc, backwards);
   }
 }
@@ -115,11 +129,15 @@ void block_product(const GemmKernels<T>& uk, index_t M, index_t nc, index_t kc,
 // A transposed (by_slab) takes the K blocks outermost (blocking.h): each
 // slab of MC rows of Ã is packed once per K block and serves every column
 // block; packed again for each column block, it was 15% of the time of the
-// backward's dW = dG^T x (3072 x 1024 x 5120).
+// backward's dW = dG^T x (3072 x 1024 x 5120).  A not transposed, given
+// whole_room (M*K values; gemm_packed's whole_a), rows not read in place
+// and more than one column block: all of A is packed once up front (WholeA)
+// instead of each micro-panel once per column block.
 template <typename T, typename BBlock, typename ARoom>
 void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
              index_t K, T alpha, View<T> a, bool by_slab, BBlock&& b_block,
-             ARoom&& a_room, T beta, T* C, index_t ldc, bool reverse = false) {
+             ARoom&& a_room, T beta, T* C, index_t ldc, bool reverse = false,
+             T* whole_room = nullptr) {
   if (M == 0 || n1 == n0) return;
   if (K == 0 || alpha == T(0)) return scale(M, n0, n1, beta, C, ldc);
   const Blocking blk = blocking(uk, M, K, by_slab);
@@ -147,13 +165,24 @@ void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
     }
     return;
   }
+  WholeA<T> whole;
+  if (whole_room && blocks > 1 && !in_place_rows<T>(a.p, a.rs, a.cs)) {
+    whole = {whole_room, K};
+    const RowTiles tiles(M, uk.mr);
+    for (index_t t = 0; t < tiles.count(); ++t)
+      for (index_t pc = 0; pc < K; pc += blk.kc) {
+        const index_t i0 = tiles.begin(t), m = tiles.height(t);
+        pack_a_panels(uk, View<T>{a.at(i0, pc), a.rs, a.cs}, m,
+                      std::min(blk.kc, K - pc), whole.at(i0, m, pc));
+      }
+  }
   for (index_t q = 0; q < blocks; ++q) {
     const index_t jc = block_start(q), nc = std::min(blk.nc, n1 - jc);
     for (index_t pc = 0; pc < K; pc += blk.kc) {
       const index_t kc = std::min(blk.kc, K - pc);
       block_product(uk, M, nc, kc, alpha, View<T>{a.at(0, pc), a.rs, a.cs},
                     b_block(jc, nc, pc, kc), pc == 0 ? beta : T(1), C + jc,
-                    ldc, a_panels, reverse);
+                    ldc, a_panels, whole, pc, reverse);
     }
   }
 }
@@ -272,7 +301,7 @@ void pack_b_rows(index_t K, const std::vector<RowBlock<T>>& blocks,
 template <typename T>
 void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
                  const PackedB<T>& B, index_t n0, index_t n1, T beta, T* C,
-                 index_t ldc, bool reverse) {
+                 index_t ldc, bool reverse, T* whole_a) {
   const index_t nr = B.panel_width();
   if (n0 < 0 || n1 < n0 || n1 > B.N_ || (nr && n0 % nr))
     throw std::invalid_argument(
@@ -289,7 +318,13 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
   alignas(64) T a_panel[kPanelBytes / sizeof(T)];
   auto a_room = [&](const Blocking&) { return a_panel; };
   blocked(*B.kernels_, M, n0, n1, B.K_, alpha, View<T>{A, lda, 1}, false,
-          panels, a_room, beta, C, ldc, reverse);
+          panels, a_room, beta, C, ldc, reverse, whole_a);
+}
+
+template <typename T>
+std::size_t whole_a_values(index_t M, index_t K) {
+  return std::size_t(K) * sizeof(T) > kInPlaceRowBytes ? std::size_t(M * K)
+                                                       : 0;
 }
 
 template <typename T>
@@ -318,7 +353,8 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
                                index_t, PackedB<T>&);                        \
   template void gemm_packed<T>(index_t, T, const T*, index_t,                \
                                const PackedB<T>&, index_t, index_t, T, T*,   \
-                               index_t, bool);                               \
+                               index_t, bool, T*);                           \
+  template std::size_t whole_a_values<T>(index_t, index_t);                  \
   template void gemv_t<T>(index_t, index_t, const T*, index_t, const T*, T*, \
                           bool);                                             \
   template void gemv_n<T>(index_t, index_t, const T*, index_t, const T*, T,  \

@@ -89,10 +89,22 @@ void pack_b_rows(index_t K, const std::vector<RowBlock<T>>& blocks,
 // first what the previous step read last, still in cache: when B is about
 // as large as the L2 cache, an LRU cache streaming it in the same order every
 // time keeps none of it (a 1 MiB B, batch 1: 28.6 -> 21.0 us a product).
+//
+// whole_a: null, or room for M*K values (whole_a_values): then, when the
+// rows of A are too long to be read in place and the columns span more
+// than one cache block of B, A is packed into it once for all the blocks
+// instead of once per block (the same result; a 256 x 1024 A times a
+// 1024 x 3072 B packed it 7 times).
 template <typename T>
 void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
                  const PackedB<T>& B, index_t n0, index_t n1, T beta, T* C,
-                 index_t ldc, bool reverse = false);
+                 index_t ldc, bool reverse = false, T* whole_a = nullptr);
+
+// The room gemm_packed may use as whole_a for an A [M, K]: M*K values when
+// rows of K values are too long to be read in place, else 0 (it would not
+// use any).
+template <typename T>
+std::size_t whole_a_values(index_t M, index_t K);
 
 // y[r] = sum_p W[r, p] x[p] for r < rows: W [rows, K] row-major (row stride
 // ldw), read where it is -- the batch-1 product of a time step without
@@ -128,7 +140,7 @@ class PackedB {
   friend void pack_b_rows<T>(index_t, const std::vector<RowBlock<T>>&,
                              index_t, PackedB<T>&);
   friend void gemm_packed<T>(index_t, T, const T*, index_t, const PackedB<T>&,
-                             index_t, index_t, T, T*, index_t, bool);
+                             index_t, index_t, T, T*, index_t, bool, T*);
   // Records the kernels and shape of a new packing; room for its panels.
   T* start(const kernels::GemmKernels<T>& uk, index_t K, index_t N);
   const kernels::GemmKernels<T>* kernels_ = nullptr;
