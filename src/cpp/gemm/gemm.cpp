@@ -196,8 +196,13 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   const GemmKernels<T>& uk = dispatch::active().gemm<T>();
   thread_local detail::AlignedBuffer<T> buffer, a_buffer;
   const View<T> b = op_view(tb, B, ldb);
-  const bool by_slab = ta == Trans::T;
-  // A transposed: blocked() takes the K blocks outermost and every slab of
+  // Slabs for A transposed, and for rows of A too long to be read in place
+  // when there is more than one column block: packed once per K block
+  // rather than once per column block (the backward's dx = dG W_ih).
+  const bool by_slab =
+      ta == Trans::T || (!in_place_rows<T>(A, lda, 1) &&
+                         N > blocking(uk, M, K, false).nc);
+  // By slabs, blocked() takes the K blocks outermost and every slab of
   // Ã meets every column block, so all of a K block's rows of B are packed
   // at once, when the block is first asked for (in a buffer of this call:
   // K block x N values), and serve every slab.  Otherwise each (column
