@@ -28,6 +28,16 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
     return [&, sl, n, xp = std::move(xp), W = std::move(W), a = std::move(a)](
                index_t step, const T* h, T* h_next, threads::Barrier&) mutable {
       W.mul(d.B, h, H, a.data(), n, cells::odd(step));
+      if (n == H && !s.lengths) {
+        // One thread, every sequence active: the B rows of each operand lie
+        // one after another, so one call covers them all -- fewer calls,
+        // and more independent vectors in flight than a row of H units
+        // gives (tanh is a long dependency chain).  Each value is computed
+        // exactly as by the per-row calls.
+        K.dense_forward({d.B * n, kAct == Activation::Relu, xp.row(step, 0),
+                         a.data(), h_next, y + s.row(step, 0) * H});
+        return;
+      }
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
         const index_t at = s.row(step, b) * H + sl.j0;
