@@ -58,15 +58,8 @@ def test_matches_reference(v, dtype, shape, reverse, with_lengths, rng):
         assert rel_err(fast, ref) <= TOL[dtype], name
 
 
-@pytest.mark.parametrize("v", VARIANTS, ids=str)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(3, 5, 600, 20), (2, 17, 1100, 9)],
-                         ids=lambda s: "T%dB%dI%dH%d" % s)
-@pytest.mark.parametrize("with_lengths", [False, True])
-def test_long_inputs_match_reference(v, dtype, shape, with_lengths, rng):
-    # I longer than the GEMM's K block for every ISA: the input projection
-    # adds itself, block after block, to rows that start as the bias.
-    T, B, I, H = shape
+def assert_matches_reference(v, T, B, I, H, dtype, with_lengths, rng):
+    """Every output and gradient of a forward + backward, fast vs reference."""
     args = make_args(v, T, B, I, H, dtype, rng)
     lengths = random_lengths(T, B, rng) if with_lengths else None
     for name, (fast, ref) in run_both(v, args, lengths, False, rng).items():
@@ -77,18 +70,16 @@ def test_long_inputs_match_reference(v, dtype, shape, with_lengths, rng):
 
 @pytest.mark.parametrize("v", VARIANTS, ids=str)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 5, 600, 20), (2, 17, 1100, 9), (3, 20, 24, 520)],
+                         ids=lambda s: "T%dB%dI%dH%d" % s)
 @pytest.mark.parametrize("with_lengths", [False, True])
-def test_wide_hidden_state_matches_reference(v, dtype, with_lengths, rng):
+def test_long_rows_match_reference(v, dtype, shape, with_lengths, rng):
+    # I longer than the GEMM's K block for every ISA: the input projection
+    # adds itself, block after block, to rows that start as the bias.
     # H = 520: rows of h (and of the gate gradients) too long for the GEMM
     # to read in place, and step products wider than one column block, so
     # each step packs its A once for all blocks (gemm_packed's whole_a).
-    T, B, I, H = 3, 20, 24, 520
-    args = make_args(v, T, B, I, H, dtype, rng)
-    lengths = random_lengths(T, B, rng) if with_lengths else None
-    for name, (fast, ref) in run_both(v, args, lengths, False, rng).items():
-        if ref is None:
-            continue
-        assert rel_err(fast, ref) <= TOL[dtype], name
+    assert_matches_reference(v, *shape, dtype, with_lengths, rng)
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=str)
@@ -96,13 +87,7 @@ def test_buffers_on_huge_pages_match_reference(v, rng):
     # T*B*H*4 bytes = 4.9 MB: the per-step buffers of the training pass
     # (gates, their gradients) cross the 4 MiB from which they are
     # allocated aligned to, and advised onto, huge pages (cells/cache.cpp).
-    T, B, I, H = 100, 32, 16, 384
-    args = make_args(v, T, B, I, H, np.float32, rng)
-    lengths = random_lengths(T, B, rng)
-    for name, (fast, ref) in run_both(v, args, lengths, False, rng).items():
-        if ref is None:
-            continue
-        assert rel_err(fast, ref) <= TOL[np.float32], name
+    assert_matches_reference(v, 100, 32, 16, 384, np.float32, True, rng)
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=str)
