@@ -12,7 +12,12 @@ of that build)::
     python bench/ab.py /tmp/old /tmp/new --cell lstm --shapes 100x16x128,50x64x256
     python bench/ab.py /tmp/new@RNNCORE_NUM_THREADS=2 /tmp/new --shapes 50x64x256
 
-``DIR@NAME=VALUE`` runs that build with an environment variable set.  The
+``DIR@NAME=VALUE`` runs that build with an environment variable set.
+``--lockstep`` keeps one process per build alive and times single calls of
+the two in turns (``--rounds`` of them per shape), the order swapped every
+round: the most sensitive mode when the machine's speed drifts within
+seconds; it prints the best of each build, the median of the per-round
+ratios B/A and the quartiles.  The
 children start with ``python -S`` and the site-packages directories put
 back by hand behind DIR, so an editable install of rnncore cannot shadow
 the build under test.  Prints, per shape, both medians and B/A (below 1: B
@@ -41,9 +46,11 @@ from rnncore import functional as F
 
 cell, shapes, mode, seconds = sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6])
 stat = np.min if sys.argv[7] == "best" else np.median
+lockstep = sys.argv[8] == "lockstep"
 G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
-out = {}
-for shape in shapes.split(","):
+
+
+def make_call(shape):
     T, B, H = map(int, shape.split("x"))
     rng = np.random.default_rng(0)
     x = rng.standard_normal((T, B, H), dtype=np.float32)
@@ -69,18 +76,32 @@ for shape in shapes.split(","):
             bwd(result[-1], dy)
 
     call()
+    return call
+
+
+def timed(call):
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0
+
+
+calls = {shape: make_call(shape) for shape in shapes.split(",")}
+if lockstep:  # one timed call per line naming a shape, until stdin closes
+    for line in sys.stdin:
+        print(json.dumps(timed(calls[line.strip()])), flush=True)
+    sys.exit(0)
+out = {}
+for shape, call in calls.items():
     times = []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(times) < 3:
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
+        times.append(timed(call))
     out[shape] = float(stat(times))
 print(json.dumps(out))
 """
 
 
-def run_child(spec: str, args, site_dirs: str) -> dict:
+def child_command(spec: str, args, site_dirs: str, mode: str):
     path, *settings = spec.split("@")
     env = dict(os.environ)
     for setting in settings:
@@ -88,11 +109,51 @@ def run_child(spec: str, args, site_dirs: str) -> dict:
         env[name] = value
     env.setdefault("RNNCORE_NUM_THREADS", str(args.threads))
     cmd = [sys.executable, "-S", "-c", CHILD, path, site_dirs, args.cell,
-           args.shapes, args.pass_, str(args.seconds), args.stat]
+           args.shapes, args.pass_, str(args.seconds), args.stat, mode]
+    return cmd, env
+
+
+def run_child(spec: str, args, site_dirs: str) -> dict:
+    cmd, env = child_command(spec, args, site_dirs, "timed")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
         sys.exit(f"{spec}: child failed\n{done.stderr}")
     return json.loads(done.stdout)
+
+
+def lockstep(args, site_dirs: str) -> None:
+    """Both builds in live children, timed one call at a time, A and B in
+    turns (the order swapped every round), so that a change of the
+    machine's speed hits both alike; prints the best of each, the median
+    of the per-round ratios B/A and each side's quartiles."""
+    children = []
+    for spec in (args.a, args.b):
+        cmd, env = child_command(spec, args, site_dirs, "lockstep")
+        children.append(subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True, env=env))
+
+    def ask(child, shape):
+        child.stdin.write(shape + "\n")
+        child.stdin.flush()
+        line = child.stdout.readline()
+        if not line:
+            sys.exit("a lockstep child failed (see its error above)")
+        return json.loads(line)
+
+    for shape in args.shapes.split(","):
+        times = [[], []]
+        for r in range(args.rounds):
+            for k in ((0, 1) if r % 2 == 0 else (1, 0)):
+                times[k].append(ask(children[k], shape))
+        ta, tb = np.array(times[0]), np.array(times[1])
+        q = lambda t: "/".join(f"{v * 1e3:.3f}" for v in np.percentile(t, [25, 50, 75]))
+        print(f"{args.cell} {args.pass_} {shape} threads={args.threads}: "
+              f"best A {ta.min() * 1e3:.3f} ms  B {tb.min() * 1e3:.3f} ms  "
+              f"B/A {tb.min() / ta.min():.3f}; median of ratios {np.median(tb / ta):.3f}; "
+              f"quartiles A {q(ta)}  B {q(tb)} ms")
+    for child in children:
+        child.stdin.close()
+        child.wait()
 
 
 def main(argv=None) -> int:
@@ -110,8 +171,15 @@ def main(argv=None) -> int:
                    help="median of medians, or best of bests (interference only adds "
                         "time, so the best is the steadier estimate of a kernel change "
                         "when the machine is busy)")
+    p.add_argument("--lockstep", action="store_true",
+                   help="time single calls of A and B in turns from two live "
+                        "processes (--rounds calls each per shape; --seconds and "
+                        "--stat unused): the most sensitive mode on a noisy machine")
     args = p.parse_args(argv)
     site_dirs = os.pathsep.join(site.getsitepackages())
+    if args.lockstep:
+        lockstep(args, site_dirs)
+        return 0
     results: dict[str, list[dict]] = {args.a: [], args.b: []}
     for _ in range(args.rounds):
         for spec in (args.a, args.b):
