@@ -14,8 +14,8 @@ of that build)::
 
 ``DIR@NAME=VALUE`` runs that build with an environment variable set.
 ``--lockstep`` keeps one process per build alive and times single calls of
-the two in turns (``--rounds`` of them per shape), the order swapped every
-round: the most sensitive mode when the machine's speed drifts within
+the two in strict turns (``--rounds`` of them per shape), both on one CPU:
+the most sensitive mode when the machine's speed drifts within
 seconds; it prints the best of each build, the median of the per-round
 ratios B/A and the quartiles.  The
 children start with ``python -S`` and the site-packages directories put
@@ -47,6 +47,8 @@ from rnncore import functional as F
 cell, shapes, mode, seconds = sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6])
 stat = np.min if sys.argv[7] == "best" else np.median
 lockstep = sys.argv[8] == "lockstep"
+if sys.argv[9] != "-":  # the CPU both builds share (lockstep, 1 thread)
+    os.sched_setaffinity(0, {int(sys.argv[9])})
 G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
 
 
@@ -101,7 +103,7 @@ print(json.dumps(out))
 """
 
 
-def child_command(spec: str, args, site_dirs: str, mode: str):
+def child_command(spec: str, args, site_dirs: str, mode: str, cpu: str = "-"):
     path, *settings = spec.split("@")
     env = dict(os.environ)
     for setting in settings:
@@ -109,7 +111,7 @@ def child_command(spec: str, args, site_dirs: str, mode: str):
         env[name] = value
     env.setdefault("RNNCORE_NUM_THREADS", str(args.threads))
     cmd = [sys.executable, "-S", "-c", CHILD, path, site_dirs, args.cell,
-           args.shapes, args.pass_, str(args.seconds), args.stat, mode]
+           args.shapes, args.pass_, str(args.seconds), args.stat, mode, cpu]
     return cmd, env
 
 
@@ -123,12 +125,17 @@ def run_child(spec: str, args, site_dirs: str) -> dict:
 
 def lockstep(args, site_dirs: str) -> None:
     """Both builds in live children, timed one call at a time, A and B in
-    turns (the order swapped every round), so that a change of the
-    machine's speed hits both alike; prints the best of each, the median
-    of the per-round ratios B/A and each side's quartiles."""
+    strict turns, so that a change of the machine's speed hits both alike
+    and every call finds the caches as the other build left them; prints
+    the best of each, the median of the per-round ratios B/A and each
+    side's quartiles.  With one thread
+    both run on the same CPU: the two vCPUs of a shared VM can differ in
+    speed for minutes, and each child otherwise tends to stay on one (an A
+    against itself came out 0.63x)."""
+    cpu = str(min(os.sched_getaffinity(0))) if args.threads == 1 else "-"
     children = []
     for spec in (args.a, args.b):
-        cmd, env = child_command(spec, args, site_dirs, "lockstep")
+        cmd, env = child_command(spec, args, site_dirs, "lockstep", cpu)
         children.append(subprocess.Popen(cmd, stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, text=True, env=env))
 
@@ -142,9 +149,11 @@ def lockstep(args, site_dirs: str) -> None:
 
     for shape in args.shapes.split(","):
         times = [[], []]
-        for r in range(args.rounds):
-            for k in ((0, 1) if r % 2 == 0 else (1, 0)):
-                times[k].append(ask(children[k], shape))
+        for r in range(args.rounds + 1):  # strictly A, B, A, B: each call
+            for k in (0, 1):              # follows one of the other build
+                t = ask(children[k], shape)
+                if r:  # the first round only warms both up
+                    times[k].append(t)
         ta, tb = np.array(times[0]), np.array(times[1])
         q = lambda t: "/".join(f"{v * 1e3:.3f}" for v in np.percentile(t, [25, 50, 75]))
         print(f"{args.cell} {args.pass_} {shape} threads={args.threads}: "
