@@ -12,17 +12,17 @@ of that build)::
     python bench/ab.py /tmp/old /tmp/new --cell lstm --shapes 100x16x128,50x64x256
     python bench/ab.py /tmp/new@RNNCORE_NUM_THREADS=2 /tmp/new --shapes 50x64x256
 
-``DIR@NAME=VALUE`` runs that build with an environment variable set.
-``--lockstep`` keeps one process per build alive and times single calls of
-the two in strict turns (``--rounds`` of them per shape), both on one CPU:
-the most sensitive mode when the machine's speed drifts within
-seconds; it prints the best of each build, the median of the per-round
-ratios B/A and the quartiles.  The
+``DIR@NAME=VALUE`` runs that build with an environment variable set.  The
 children start with ``python -S`` and the site-packages directories put
 back by hand behind DIR, so an editable install of rnncore cannot shadow
 the build under test.  Prints, per shape, both medians and B/A (below 1: B
-is faster); ``--stat best`` compares the fastest runs instead.  Not run
-by pytest.
+is faster); ``--stat best`` compares the fastest runs instead.
+
+``--lockstep`` keeps one process per build alive and times single calls of
+the two in strict turns (``--rounds`` of them per shape), both on one CPU
+at one thread: the most sensitive mode when the machine's speed drifts
+within seconds.  It prints the best of each build, the median of the
+per-round ratios B/A and the quartiles.  Not run by pytest.
 """
 
 from __future__ import annotations
@@ -128,10 +128,9 @@ def lockstep(args, site_dirs: str) -> None:
     strict turns, so that a change of the machine's speed hits both alike
     and every call finds the caches as the other build left them; prints
     the best of each, the median of the per-round ratios B/A and each
-    side's quartiles.  With one thread
-    both run on the same CPU: the two vCPUs of a shared VM can differ in
-    speed for minutes, and each child otherwise tends to stay on one (an A
-    against itself came out 0.63x)."""
+    side's quartiles.  With one thread both run on the same CPU: the two
+    vCPUs of a shared VM can differ in speed for minutes, and each child
+    otherwise tends to stay on one (an A against itself came out 0.63x)."""
     cpu = str(min(os.sched_getaffinity(0))) if args.threads == 1 else "-"
     children = []
     for spec in (args.a, args.b):
