@@ -30,9 +30,8 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
       W.mul(d.B, h, H, a.data(), n, cells::odd(step));
       if (n == H && !s.lengths) {
         // One thread, every sequence active: the B rows of each operand lie
-        // one after another, so one call covers them all -- fewer calls,
-        // and more independent vectors in flight than a row of H units
-        // gives (tanh is a long dependency chain).  Each value is computed
+        // one after another, so one call covers them all (B=16 H=128: 0.96-
+        // 1.00x the time, bench/ab.py --lockstep).  Each value is computed
         // exactly as by the per-row calls.
         K.dense_forward({d.B * n, kAct == Activation::Relu, xp.row(step, 0),
                          a.data(), h_next, y + s.row(step, 0) * H});

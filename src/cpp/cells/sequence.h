@@ -101,7 +101,7 @@ class GateRows {
     for (index_t g = g0; g < g1; ++g)
       blocks.push_back({W_ + g * gate_rows * ldw, n});
     gemm::pack_b_rows(ldw, blocks, ldw, packed_);
-    whole_a_.resize(gemm::whole_a_values<T>(max_rows, ldw));
+    whole_a_.resize(gemm::whole_a_values<T>(max_rows, ldw, cols()));
   }
   // One thread's gate rows of W [G*H, cols] for the units of sl.
   GateRows(const T* W, index_t H, index_t cols, index_t g0, index_t g1,
@@ -213,7 +213,7 @@ class ColBlock {
       : W_(W + c0), ldw_(ldw), rows_(rows), n_(n), direct_(direct) {
     if (direct_) return;
     gemm::pack_b(Trans::N, rows, n, W_, ldw, packed_);
-    whole_a_.resize(gemm::whole_a_values<T>(max_rows, rows));
+    whole_a_.resize(gemm::whole_a_values<T>(max_rows, rows, n));
   }
   index_t cols() const { return n_; }
 

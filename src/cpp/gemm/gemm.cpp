@@ -56,6 +56,15 @@ struct WholeA {
   T* at(index_t i0, index_t m, index_t pc) const { return p + i0 * K + pc * m; }
 };
 
+// Whether the columns of a product span more than one cache block of B, so
+// that an A which must be packed pays for packing it once for all blocks
+// (gemm's slabs, gemm_packed's whole_a) instead of once per block.
+template <typename T>
+bool several_column_blocks(const GemmKernels<T>& uk, index_t M, index_t N,
+                           index_t K) {
+  return N > blocking(uk, M, K, false).nc;
+}
+
 // C[:, n0:n1] = beta * C[:, n0:n1], never reading C when beta == 0.
 template <typename T>
 void scale(index_t M, index_t n0, index_t n1, T beta, T* C, index_t ldc) {
@@ -169,12 +178,12 @@ void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
   if (whole_room && blocks > 1 && !in_place_rows<T>(a.p, a.rs, a.cs)) {
     whole = {whole_room, K};
     const RowTiles tiles(M, uk.mr);
-    for (index_t t = 0; t < tiles.count(); ++t)
-      for (index_t pc = 0; pc < K; pc += blk.kc) {
-        const index_t i0 = tiles.begin(t), m = tiles.height(t);
+    for (index_t t = 0; t < tiles.count(); ++t) {
+      const index_t i0 = tiles.begin(t), m = tiles.height(t);
+      for (index_t pc = 0; pc < K; pc += blk.kc)
         pack_a_panels(uk, View<T>{a.at(i0, pc), a.rs, a.cs}, m,
                       std::min(blk.kc, K - pc), whole.at(i0, m, pc));
-      }
+    }
   }
   for (index_t q = 0; q < blocks; ++q) {
     const index_t jc = block_start(q), nc = std::min(blk.nc, n1 - jc);
@@ -200,8 +209,8 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   // when there is more than one column block: packed once per K block
   // rather than once per column block (the backward's dx = dG W_ih).
   const bool by_slab =
-      ta == Trans::T || (!in_place_rows<T>(A, lda, 1) &&
-                         N > blocking(uk, M, K, false).nc);
+      ta == Trans::T ||
+      (!in_place_rows<T>(A, lda, 1) && several_column_blocks(uk, M, N, K));
   // By slabs, blocked() takes the K blocks outermost and every slab of
   // Ã meets every column block, so all of a K block's rows of B are packed
   // at once, when the block is first asked for (in a buffer of this call:
@@ -327,9 +336,11 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
 }
 
 template <typename T>
-std::size_t whole_a_values(index_t M, index_t K) {
-  return std::size_t(K) * sizeof(T) > kInPlaceRowBytes ? std::size_t(M * K)
-                                                       : 0;
+std::size_t whole_a_values(index_t M, index_t K, index_t N) {
+  const bool used =
+      std::size_t(K) * sizeof(T) > kInPlaceRowBytes &&
+      several_column_blocks(dispatch::active().gemm<T>(), M, N, K);
+  return used ? std::size_t(M * K) : 0;
 }
 
 template <typename T>
@@ -359,7 +370,7 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
   template void gemm_packed<T>(index_t, T, const T*, index_t,                \
                                const PackedB<T>&, index_t, index_t, T, T*,   \
                                index_t, bool, T*);                           \
-  template std::size_t whole_a_values<T>(index_t, index_t);                  \
+  template std::size_t whole_a_values<T>(index_t, index_t, index_t);         \
   template void gemv_t<T>(index_t, index_t, const T*, index_t, const T*, T*, \
                           bool);                                             \
   template void gemv_n<T>(index_t, index_t, const T*, index_t, const T*, T,  \

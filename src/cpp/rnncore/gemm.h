@@ -100,11 +100,12 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
                  const PackedB<T>& B, index_t n0, index_t n1, T beta, T* C,
                  index_t ldc, bool reverse = false, T* whole_a = nullptr);
 
-// The room gemm_packed may use as whole_a for an A [M, K]: M*K values when
-// rows of K values are too long to be read in place, else 0 (it would not
-// use any).
+// The room gemm_packed would use as whole_a for A [M, K] times a B of N
+// columns (all of them), with the active kernels: M*K values when rows of K
+// values are too long to be read in place and N spans several cache
+// blocks, else 0.
 template <typename T>
-std::size_t whole_a_values(index_t M, index_t K);
+std::size_t whole_a_values(index_t M, index_t K, index_t N);
 
 // y[r] = sum_p W[r, p] x[p] for r < rows: W [rows, K] row-major (row stride
 // ldw), read where it is -- the batch-1 product of a time step without
