@@ -7,8 +7,10 @@ import gc
 import numpy as np
 import pytest
 
-from cellcases import (TOL, VARIANTS, backward, forward, make_args,
-                       random_lengths, rel_err)
+import rnncore
+from cellcases import (ALL_VARIANTS, TOL, VARIANTS, arg_names, backward, forward,
+                       make_args, random_lengths, rel_err, replace_args)
+from rnncore import _core
 from rnncore import functional as F
 from rnncore import reference as R
 
@@ -223,3 +225,31 @@ def test_cpu_info_reports_the_kernels():
     assert isinstance(info["features"], list)
     assert info["num_threads"] >= 1
     assert info["version"] == rnncore.__version__
+
+
+@pytest.mark.parametrize("v", ALL_VARIANTS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B", [16, 40])
+def test_one_step_call_gives_the_bits_of_a_first_step(v, dtype, B, rng):
+    # A one-step call (a cell step, a decoder step) with a batch of 16-64
+    # multiplies by weights whose rows the GEMM reads in place (2 KiB at
+    # most, here 256 values) without packing them (gemm's swapped path);
+    # a longer call packs them once.  The first step must come out the same
+    # bit for bit, at 1 and 2 threads, and forward and backward must match
+    # the reference.
+    T, I, H = 3, 256, 256
+    args = make_args(v, T, B, I, H, dtype, rng)
+    w_ih = args[arg_names(v).index("weight_ih")]
+    assert _core._testing_reads_b_in_place(B, w_ih)
+    one_step = replace_args(v, args, x=args[0][:1])
+    before = rnncore.get_num_threads()
+    try:
+        for threads in (1, 2):
+            rnncore.set_num_threads(threads)
+            for keep_cache in (False, True):
+                long_outs, _ = forward(F, v, args, keep_cache=keep_cache)
+                outs, _ = forward(F, v, one_step, keep_cache=keep_cache)
+                np.testing.assert_array_equal(outs[0][0], long_outs[0][0])
+    finally:
+        rnncore.set_num_threads(before)
+    assert_matches_reference(v, 1, B, I, H, dtype, False, rng)

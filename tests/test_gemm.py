@@ -502,3 +502,56 @@ def test_force_isa_missing_from_cpu_fails_the_import():
     run = import_with_forced_isa("avx512")
     assert run.returncode != 0
     assert "this CPU lacks the instruction set" in run.stderr
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_swapped_product_gives_the_bits_of_the_packed_one(isa, dtype, beta, rng):
+    # gemm(N, T) with few rows of A and B's rows short enough to read in
+    # place computes C^T = B A^T (no packing of B): the same bits as the
+    # product on B packed (gemm_packed), with strided A and C, K across K
+    # blocks, N ragged; beta == 0 on a NaN-filled C.  The sizes around
+    # the path's bounds (rows 16..64, K >= 256, M < N) are checked to take
+    # it or not, so the comparison cannot pass on the usual path alone.
+    K_in_place = 512 if dtype == np.float32 else 256  # rows of 2 KiB
+    swapped = 0
+    for M, N, K in ((16, 100, 256), (64, 1030, K_in_place), (33, 200, 300),
+                    (40, 41, 256), (15, 300, 256), (65, 300, 256), (30, 30, 256),
+                    (20, 300, 255), (20, 300, 600)):
+        b = rng.standard_normal((N, K)).astype(dtype)
+        takes = _core._testing_reads_b_in_place(M, b)
+        in_place = K * np.dtype(dtype).itemsize <= 2048
+        assert takes == (16 <= M <= 64 and M < N and K >= 256 and in_place), (M, N, K)
+        swapped += takes
+        a = strided(rng, M, K, dtype)
+        c0 = c_start(rng, M, N, dtype, beta)
+        got = c0.copy()
+        _core._testing_gemm("N", "T", 0.75, a, b, beta, got)
+        assert_product(got, 0.75, a, b.T, beta, c0, f"M={M} N={N} K={K}")
+        if takes:
+            # The product on B packed (the time loops'), and gemm's usual
+            # path (B's rows 4 KiB apart: not read in place).
+            packed, usual = c0.copy(), c0.copy()
+            _core._TestingPackedB("T", b).matmul(0.75, a, beta, packed)
+            far = np.zeros((N, 4096 // np.dtype(dtype).itemsize), dtype)
+            far[:, :K] = b
+            assert not _core._testing_reads_b_in_place(M, far[:, :K])
+            _core._testing_gemm("N", "T", 0.75, a, far[:, :K], beta, usual)
+            np.testing.assert_array_equal(got, packed, f"M={M} N={N} K={K}")
+            np.testing.assert_array_equal(got, usual, f"M={M} N={N} K={K}")
+    assert swapped >= 3
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_swapped_product_with_a_strided_b(isa, dtype, rng):
+    # B's rows in place need only a unit column stride: a row stride wider
+    # than K (up to 2 KiB) still goes the swapped way; a wider one does not.
+    K, N, M = 256, 300, 24
+    for pad in (3, 2048 // np.dtype(dtype).itemsize):
+        b = strided(rng, N, K, dtype, pad=pad)
+        assert _core._testing_reads_b_in_place(M, b) == (
+            (K + pad) * np.dtype(dtype).itemsize <= 2048)
+        a = rng.standard_normal((M, K)).astype(dtype)
+        c = c_start(rng, M, N, dtype, 0.0)
+        _core._testing_gemm("N", "T", 1.0, a, b, 0.0, c)
+        assert_product(c, 1.0, a, b.T, 0.0, None, f"pad={pad}")

@@ -235,6 +235,19 @@ void testing_gemv_n(py::handle W, py::handle a, double beta, py::handle y) {
   });
 }
 
+// gemm::reads_b_in_place for gemm(N, T) of A [M, K] times B^T (B [N, K]).
+bool testing_reads_b_in_place(index_t M, py::handle B) {
+  const char* fn = "_testing_reads_b_in_place";
+  bool result = false;
+  with_dtype_of(B, {fn, "B"}, [&](auto tag) {
+    using T = decltype(tag);
+    const auto b = matrix<T>(B, {fn, "B"});
+    result = gemm::reads_b_in_place<T>(M, b.rows, b.cols, b.p, b.ld);
+    return 0;
+  });
+  return result;
+}
+
 // {"float32": (MR, NR), "float64": (MR, NR)} of `isa`'s micro-kernels.
 py::dict testing_ukernel_shapes(const std::string& isa) {
   const kernels::KernelTable& t = dispatch::table(isa);
@@ -279,6 +292,9 @@ void register_testing(py::module_& m) {
   m.def("_testing_ukernel", &testing_ukernel, py::arg("isa"), py::arg("m"),
         py::arg("n"), py::arg("alpha"), py::arg("a"), py::arg("b"),
         py::arg("beta"), py::arg("C"));
+  m.def("_testing_reads_b_in_place", &testing_reads_b_in_place, py::arg("M"),
+        py::arg("B"),
+        "whether gemm(N, T) of M rows times B^T reads B's rows in place");
   m.def("_testing_ukernel_shapes", &testing_ukernel_shapes, py::arg("isa"));
   m.def("_testing_gemv_t", &testing_gemv_t, py::arg("W"), py::arg("x"),
         py::arg("y"), py::arg("reverse") = false,

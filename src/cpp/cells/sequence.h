@@ -87,16 +87,22 @@ T* whole_a(Buffer<T>& room, index_t M, index_t K) {
 // packs nothing -- the batch-1 time loops (W read once per step either way,
 // as fast) and single-row products (a one-step call: packing was half its
 // time).  max_rows: the most rows of A a product will have (room for
-// gemm_packed's whole_a is allocated here, before any time loop).
+// gemm_packed's whole_a is allocated here, before any time loop).  once:
+// the call makes a single product (a one-step call); then, when gemm
+// would read W's rows in place for it (gemm::reads_b_in_place), W is not
+// packed and the product goes through gemm.
 template <typename T>
 class GateRows {
  public:
   GateRows() = default;
   GateRows(const T* W, index_t ldw, index_t gate_rows, index_t g0, index_t g1,
-           index_t r0, index_t n, bool direct, index_t max_rows)
+           index_t r0, index_t n, bool direct, index_t max_rows,
+           bool once = false)
       : W_(W + r0 * ldw), ldw_(ldw), gate_rows_(gate_rows), g0_(g0),
-        gates_(g1 - g0), n_(n), direct_(direct) {
-    if (direct_) return;
+        gates_(g1 - g0), n_(n), direct_(direct),
+        by_gemm_(!direct && once &&
+                 gemm::reads_b_in_place<T>(max_rows, n, ldw, W_, ldw)) {
+    if (direct_ || by_gemm_) return;
     std::vector<gemm::RowBlock<T>> blocks;
     for (index_t g = g0; g < g1; ++g)
       blocks.push_back({W_ + g * gate_rows * ldw, n});
@@ -105,19 +111,29 @@ class GateRows {
   }
   // One thread's gate rows of W [G*H, cols] for the units of sl.
   GateRows(const T* W, index_t H, index_t cols, index_t g0, index_t g1,
-           const Slice& sl, bool direct, index_t max_rows)
-      : GateRows(W, cols, H, g0, g1, sl.j0, sl.units(), direct, max_rows) {}
+           const Slice& sl, bool direct, index_t max_rows, bool once = false)
+      : GateRows(W, cols, H, g0, g1, sl.j0, sl.units(), direct, max_rows,
+                 once) {}
 
   index_t cols() const { return gates_ * n_; }
 
   bool direct() const { return direct_; }
 
   // C [M, cols()] (row stride ldc) = A [M, ldw] (row stride lda) x rows^T
-  // (+ C when `accumulate`, packed only: the direct path overwrites C);
+  // (+ C when `accumulate`, not direct: the direct path overwrites C);
   // reverse: the walk over W backwards (the same result; odd()).
   void mul(index_t M, const T* A, index_t lda, T* C, index_t ldc,
            bool reverse = false, bool accumulate = false) {
     if (n_ == 0) return;
+    if (by_gemm_) {
+      // One thread holding every unit: the gates' rows are one block.
+      const bool whole = n_ == gate_rows_;
+      for (index_t k = 0; k < (whole ? 1 : gates_); ++k)
+        gemm::gemm<T>(Trans::N, Trans::T, M, whole ? cols() : n_, ldw_, T(1),
+                      A, lda, W_ + (g0_ + k) * gate_rows_ * ldw_, ldw_,
+                      accumulate ? T(1) : T(0), C + k * n_, ldc);
+      return;
+    }
     if (!direct_)
       return gemm::gemm_packed<T>(M, T(1), A, lda, packed_, 0, cols(),
                                   accumulate ? T(1) : T(0), C, ldc, reverse,
@@ -133,7 +149,7 @@ class GateRows {
  private:
   const T* W_ = nullptr;
   index_t ldw_ = 0, gate_rows_ = 0, g0_ = 0, gates_ = 0, n_ = 0;
-  bool direct_ = false;
+  bool direct_ = false, by_gemm_ = false;
   gemm::PackedB<T> packed_;
   Buffer<T> whole_a_;
 };
@@ -262,7 +278,7 @@ class InputChunks {
     const index_t row_bytes = G * d.H * index_t(sizeof(T));
     steps_ = std::max<index_t>(1, (kChunkBytes / row_bytes) / d.B);
     W_ = GateRows<T>(W_ih, d.H, d.I, 0, G, sl, s.steps() * d.B <= kDirectRows,
-                     steps_ * d.B);
+                     steps_ * d.B, steps_ >= s.steps());
     for (index_t g = 0; !bias.empty() && g < G; ++g)
       bias_.insert(bias_.end(), bias.begin() + g * d.H + sl.j0,
                    bias.begin() + g * d.H + sl.j1);

@@ -1,5 +1,6 @@
 // The GEMM driver behind rnncore/gemm.h: portable blocking loops (sizes and
 // loop nest in blocking.h) around the active ISA's micro-kernel.
+#include <algorithm>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -196,6 +197,66 @@ void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
   }
 }
 
+// A product that gains from running with its operands swapped, C^T =
+// B A^T (swapped() below): C = A B^T with B [N, K] row-major (the cells'
+// x W^T, W a weight matrix) whose rows the micro-kernel can read in place,
+// and few rows of A.  Packed the usual way, W goes through the transposing
+// pack (K*N values) for only M rows of A.  Swapped, W is the Ã side, read
+// where it is, and A^T is packed (M*K values); the price is two transposes
+// of C (M*N values) and, for M not a multiple of the panel width, vector
+// lanes spent on padding.  Measured (AVX-512, float32, best of 15
+// interleaved; usual -> swapped time): K = 256, N = 1024: M = 12 1.06x,
+// M = 16-64 0.77-0.85x, M = 80-112 0.95-1.08x, M = 256 1.20x; K = 512,
+// N = 2048: M = 4-8 0.91x, M = 16-64 0.67-0.88x; K = 128 (the transposes
+// weigh more against the product), N = 512: M = 16-112 0.92-1.15x.  From
+// M = 4 every tile of the usual path keeps the full tile's arithmetic
+// (ukernel_simd.h), as the swapped tiles of W's rows do, and the K blocks
+// are the same, so both paths give the same result bit for bit (the
+// choice needs no care for thread counts).
+constexpr index_t kSwapMinRows = 16, kSwapMaxRows = 64, kSwapMinK = 256;
+
+template <typename T>
+bool swaps(index_t M, index_t N, index_t K, const T* B, index_t ldb) {
+  return M >= kSwapMinRows && M <= kSwapMaxRows && M < N && K >= kSwapMinK &&
+         in_place_rows<T>(B, ldb, 1);
+}
+
+// C = alpha A B^T + beta C as C^T = alpha B A^T + beta C^T (see swaps()),
+// in ct [N, M]: C transposed into it (unless beta is 0: C is not read),
+// then for each K block of the usual path (the same blocking(M, K)) the
+// micro-kernel on W's row tiles, in place, and the panels of A^T, with
+// beta on the first block and 1 on the others as in the usual path; ct
+// transposed back into C at the end.
+template <typename T>
+void swapped(const GemmKernels<T>& uk, index_t M, index_t N, index_t K,
+             T alpha, const T* A, index_t lda, const T* B, index_t ldb,
+             T beta, T* C, index_t ldc) {
+  thread_local detail::AlignedBuffer<T> panels_room, ct_room, t_room;
+  if (N == 0) return;
+  if (K == 0 || alpha == T(0)) return scale(M, index_t(0), N, beta, C, ldc);
+  const Blocking blk = blocking(uk, M, K, false);
+  T* const at = panels_room.reserve(
+      std::size_t((M + uk.nr - 1) / uk.nr * blk.kc * uk.nr));
+  T* const ct = ct_room.reserve(std::size_t(N * M));
+  if (beta != T(0)) uk.pack_t(C, ldc, M, M, N, ct);  // ct[n*M + m] = C[m, n]
+  const RowTiles tiles(N, uk.mr);
+  bool backwards = false;
+  for (index_t pc = 0; pc < K; pc += blk.kc) {
+    const index_t kc = std::min(blk.kc, K - pc);
+    // A^T [kc, M]: element (p, i) at A[i*lda + pc + p].
+    pack_b_panels(uk, View<T>{A + pc, 1, lda}, kc, M, at, kc * uk.nr);
+    for (index_t q = 0; q < tiles.count(); ++q, backwards = !backwards) {
+      const index_t r0 = tiles.begin(q);
+      tile_pass(uk, tiles.height(q), M, kc, alpha, B + r0 * ldb + pc, ldb,
+                Panels<T>{at, kc * uk.nr}, pc == 0 ? beta : T(1),
+                ct + r0 * M, M, backwards);
+    }
+  }
+  T* const t = t_room.reserve(std::size_t(M * N));
+  uk.pack_t(ct, M, N, N, M, t);  // t[m*N + n] = ct[n*M + m]
+  for (index_t i = 0; i < M; ++i) std::copy_n(t + i * N, N, C + i * ldc);
+}
+
 }  // namespace
 
 template <typename T>
@@ -203,6 +264,8 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
           const T* A, index_t lda, const T* B, index_t ldb, T beta, T* C,
           index_t ldc) {
   const GemmKernels<T>& uk = dispatch::active().gemm<T>();
+  if (ta == Trans::N && tb == Trans::T && swaps(M, N, K, B, ldb))
+    return swapped(uk, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   thread_local detail::AlignedBuffer<T> buffer, a_buffer;
   const View<T> b = op_view(tb, B, ldb);
   // Slabs for A transposed, and for rows of A too long to be read in place
@@ -236,6 +299,12 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   };
   blocked(uk, M, 0, N, K, alpha, op_view(ta, A, lda), by_slab, pack_block,
           a_room, beta, C, ldc);
+}
+
+template <typename T>
+bool reads_b_in_place(index_t M, index_t N, index_t K, const T* B,
+                      index_t ldb) {
+  return swaps(M, N, K, B, ldb);
 }
 
 template <typename T>
@@ -371,6 +440,8 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
                                const PackedB<T>&, index_t, index_t, T, T*,   \
                                index_t, bool, T*);                           \
   template std::size_t whole_a_values<T>(index_t, index_t, index_t);         \
+  template bool reads_b_in_place<T>(index_t, index_t, index_t, const T*,     \
+                                    index_t);                                \
   template void gemv_t<T>(index_t, index_t, const T*, index_t, const T*, T*, \
                           bool);                                             \
   template void gemv_n<T>(index_t, index_t, const T*, index_t, const T*, T,  \
