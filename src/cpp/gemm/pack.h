@@ -38,6 +38,21 @@ void pack_t_scalar(const T* src, index_t ld, index_t w, index_t width,
   }
 }
 
+// One line of a panel: dst[0:w] = src[0:w], dst[w:width] = 0.  The copy
+// is of constant size for the panel widths of the kernels (32, 16, 8
+// values), which the compiler inlines: a library call per line of a panel
+// cost more than the copy.
+template <typename T>
+inline void put_line(const T* src, index_t w, index_t width, T* dst) {
+  switch (w) {
+    case 32: std::memcpy(dst, src, 32 * sizeof(T)); break;
+    case 16: std::memcpy(dst, src, 16 * sizeof(T)); break;
+    case 8: std::memcpy(dst, src, 8 * sizeof(T)); break;
+    default: std::memcpy(dst, src, std::size_t(w) * sizeof(T));
+  }
+  std::fill(dst + w, dst + width, T(0));
+}
+
 // One panel, `len` lines of `width` values:
 //   dst[l*width + q] = src[q*s_q + l*s_l]  for q < w,   0 for w <= q < width.
 // An Ã micro-panel is lines = columns p of A, q = rows i (w = m, width = MR);
@@ -53,10 +68,8 @@ void pack_panel(const kernels::GemmKernels<T>& uk, const T* src, index_t s_q,
   if (s_q != 1)
     return (w < kMinTransposeRows ? pack_t_scalar<T> : uk.pack_t)(
         src, s_q, w, width, len, dst);
-  for (index_t l = 0; l < len; ++l) {
-    T* d = std::copy_n(src + l * s_l, w, dst + l * width);
-    std::fill(d, dst + (l + 1) * width, T(0));
-  }
+  for (index_t l = 0; l < len; ++l)
+    put_line(src + l * s_l, w, width, dst + l * width);
 }
 
 // Rows [0, m) of a as ceil(m / mr) Ã micro-panels of k lines, panel i
@@ -78,21 +91,8 @@ void pack_a_panels(const kernels::GemmKernels<T>& uk, View<T> a, index_t m,
     const T* src = a.at(0, p);
     for (index_t i = 0; i < m; i += uk.mr) {
       const index_t w = std::min(uk.mr, m - i);
-      std::copy_n(src + i, w, dst + i * k + p * w);
+      put_line(src + i, w, w, dst + i * k + p * w);
     }
-  }
-}
-
-// dst[0:w] = src[0:w], for the panel widths of the kernels (32, 16, 8
-// values) as a copy of constant size, which the compiler inlines: a
-// library call per line of a panel cost more than the copy.
-template <typename T>
-inline void copy_line(const T* src, index_t w, T* dst) {
-  switch (w) {
-    case 32: std::memcpy(dst, src, 32 * sizeof(T)); return;
-    case 16: std::memcpy(dst, src, 16 * sizeof(T)); return;
-    case 8: std::memcpy(dst, src, 8 * sizeof(T)); return;
-    default: std::memcpy(dst, src, std::size_t(w) * sizeof(T));
   }
 }
 
@@ -110,11 +110,8 @@ void pack_b_panels(const kernels::GemmKernels<T>& uk, View<T> b, index_t k,
     for (index_t l = 0; l < k; ++l) {
       const T* src = b.at(l, 0);
       T* d = dst + l * uk.nr;
-      for (index_t j = 0; j < n; j += uk.nr, d += stride) {
-        const index_t w = std::min(uk.nr, n - j);
-        copy_line(src + j, w, d);
-        std::fill(d + w, d + uk.nr, T(0));
-      }
+      for (index_t j = 0; j < n; j += uk.nr, d += stride)
+        put_line(src + j, std::min(uk.nr, n - j), uk.nr, d);
     }
     return;
   }
