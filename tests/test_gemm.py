@@ -40,7 +40,12 @@ def isa(request):
 
 def tile(isa, dtype):
     """(MR, NR) of the ISA's micro-kernel for dtype."""
-    return _core._testing_ukernel_shapes(isa)[np.dtype(dtype).name]
+    return _core._testing_ukernel_shapes(isa)[np.dtype(dtype).name][:2]
+
+
+def narrow_width(isa, dtype):
+    """The panel width of the ISA's narrow tile for dtype."""
+    return _core._testing_ukernel_shapes(isa)[np.dtype(dtype).name][2]
 
 
 def strided(rng, rows, cols, dtype, pad=3):
@@ -203,6 +208,58 @@ def test_ukernel_edge_tiles(isa, dtype, beta, k, rng):
             outside = np.ones(full.shape, bool)
             outside[:m, :n] = False
             np.testing.assert_array_equal(full[outside], before[outside], what)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", BETAS)
+@pytest.mark.parametrize("k", [0, 1, 5, 64])
+def test_ukernel_rows_edge_tiles_narrow_and_wide(isa, dtype, beta, k, rng):
+    # The kernels that read the rows of A in place (strided rows), on a
+    # panel NR wide and on one of the narrow tile's width: each checked
+    # against NumPy with NaN padding and a sentinel border, and the narrow
+    # one against the wide one bit for bit (the same sums for every
+    # element: a product may take either).
+    mr, nr = tile(isa, dtype)
+    w = narrow_width(isa, dtype)
+    assert 1 <= w <= nr and nr % w == 0
+    for m in sorted({1, 2, 3, 4, mr - 1, mr}):
+        for n in sorted({0, 1, w - 1, w}):
+            a = strided(rng, m, k, dtype, pad=5)
+            b = b_panel(rng, k, w, n, dtype)
+            wide = np.full((k, nr), np.nan, dtype)
+            wide[:, :n] = b[:, :n]
+            got = {}
+            for narrow, panel in ((True, b), (False, wide)):
+                full = rng.standard_normal((mr + 2, nr + 7)).astype(dtype)
+                if beta == 0.0:
+                    full[:m, :n] = np.nan
+                else:
+                    full[:m, :n] = got.get("c0", full[:m, :n])
+                got["c0"] = full[:m, :n].copy()
+                before = full.copy()
+                _core._testing_ukernel_rows(isa, narrow, m, n, 1.5, a, panel,
+                                            beta, full)
+                what = f"ukernel_rows narrow={narrow} m={m} n={n} k={k} beta={beta}"
+                assert_product(full[:m, :n], 1.5, a, b[:, :n], beta,
+                               before[:m, :n], what)
+                outside = np.ones(full.shape, bool)
+                outside[:m, :n] = False
+                np.testing.assert_array_equal(full[outside], before[outside], what)
+                got[narrow] = full[:m, :n].copy()
+            np.testing.assert_array_equal(got[True], got[False], f"m={m} n={n} k={k}")
+
+
+def test_ukernel_rows_rejects_a_panel_of_the_wrong_width(isa, rng):
+    mr, nr = tile(isa, np.float32)
+    w = narrow_width(isa, np.float32)
+    a = rng.standard_normal((2, 8)).astype(np.float32)
+    c = np.zeros((2, nr), np.float32)
+    with pytest.raises(ValueError, match="panel"):
+        _core._testing_ukernel_rows(isa, True, 2, 1, 1.0, a,
+                                    np.zeros((8, nr * 2), np.float32), 0.0, c)
+    with pytest.raises(ValueError, match="panel width"):
+        _core._testing_ukernel_rows(isa, True, 2, w + 1, 1.0, a,
+                                    np.zeros((8, w), np.float32), 0.0, c)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -510,36 +567,55 @@ def test_swapped_product_gives_the_bits_of_the_packed_one(isa, dtype, beta, rng)
     # gemm(N, T) with few rows of A and B's rows short enough to read in
     # place computes C^T = B A^T (no packing of B): the same bits as the
     # product on B packed (gemm_packed), with strided A and C, K across K
-    # blocks, N ragged; beta == 0 on a NaN-filled C.  The sizes around
-    # the path's bounds (rows 16..64, K >= 256, M < N) are checked to take
-    # it or not, so the comparison cannot pass on the usual path alone.
+    # blocks, N ragged; beta == 0 on a NaN-filled C; C contiguous (C^T
+    # is transposed straight into it) and strided.  Rows of A are taken as
+    # panels NR wide, narrow ones (the narrow tile) or both (M = 48: 32 +
+    # 16).  The sizes around the path's bounds (rows 4..64 for K >= 256,
+    # 12..64 for K in [64, 256), M < N) are checked to take it or not, so
+    # the comparison cannot pass on the usual path alone.
     K_in_place = 512 if dtype == np.float32 else 256  # rows of 2 KiB
     swapped = 0
-    for M, N, K in ((16, 100, 256), (64, 1030, K_in_place), (33, 200, 300),
-                    (40, 41, 256), (15, 300, 256), (65, 300, 256), (30, 30, 256),
-                    (20, 300, 255), (20, 300, 600)):
+    for M, N, K, contiguous in (
+            (16, 100, 256, False), (64, 1030, K_in_place, True),
+            (33, 200, 300, False), (40, 41, 256, True), (15, 300, 256, True),
+            (65, 300, 256, False), (30, 30, 256, False), (20, 300, 255, True),
+            (20, 300, 600, False), (4, 50, 256, True), (3, 50, 256, False),
+            (7, 300, 300, False), (48, 200, 256, True), (12, 200, 128, True),
+            (11, 200, 128, False), (24, 100, 64, False), (16, 100, 63, True),
+            (8, 9, 256, False), (56, 300, 256, True)):
         b = rng.standard_normal((N, K)).astype(dtype)
         takes = _core._testing_reads_b_in_place(M, b)
         in_place = K * np.dtype(dtype).itemsize <= 2048
-        assert takes == (16 <= M <= 64 and M < N and K >= 256 and in_place), (M, N, K)
+        min_rows = 4 if K >= 256 else 12
+        # ... and the usual path's row tiles (near-equal, at most MR rows)
+        # of 4 rows or more: below, a tile splits its sums.
+        mr = tile(isa, dtype)[0]
+        smallest_tile = M // -(-M // mr)
+        assert takes == (min_rows <= M <= 64 and M < N and K >= 64
+                         and in_place and smallest_tile >= 4), (M, N, K)
         swapped += takes
         a = strided(rng, M, K, dtype)
         c0 = c_start(rng, M, N, dtype, beta)
+        if contiguous:
+            c0 = np.ascontiguousarray(c0)
         got = c0.copy()
         _core._testing_gemm("N", "T", 0.75, a, b, beta, got)
         assert_product(got, 0.75, a, b.T, beta, c0, f"M={M} N={N} K={K}")
         if takes:
             # The product on B packed (the time loops'), and gemm's usual
-            # path (B's rows 4 KiB apart: not read in place).
+            # path (B's rows 4 KiB apart: not read in place) with A's rows
+            # read in place as the swap needs B's (a packed A over several
+            # column blocks goes by slabs, whose last tile may be short).
             packed, usual = c0.copy(), c0.copy()
             _core._TestingPackedB("T", b).matmul(0.75, a, beta, packed)
             far = np.zeros((N, 4096 // np.dtype(dtype).itemsize), dtype)
             far[:, :K] = b
             assert not _core._testing_reads_b_in_place(M, far[:, :K])
-            _core._testing_gemm("N", "T", 0.75, a, far[:, :K], beta, usual)
+            a_in_place = np.ascontiguousarray(a)
+            _core._testing_gemm("N", "T", 0.75, a_in_place, far[:, :K], beta, usual)
             np.testing.assert_array_equal(got, packed, f"M={M} N={N} K={K}")
             np.testing.assert_array_equal(got, usual, f"M={M} N={N} K={K}")
-    assert swapped >= 3
+    assert swapped >= 10
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -194,6 +194,31 @@ void testing_ukernel(const std::string& isa, index_t m, index_t n,
   });
 }
 
+// The in-place-rows micro-kernel of `isa` (narrow: the narrow tile) on the
+// rows of A [m, k] where they are (any row stride) and a panel b [k, width]
+// (width NR, or the narrow NR), updating C[:m, :n].
+void testing_ukernel_rows(const std::string& isa, bool narrow, index_t m,
+                          index_t n, double alpha, py::handle A,
+                          py::handle b_panel, double beta, py::handle C) {
+  const char* fn = "_testing_ukernel_rows";
+  with_dtype_of(C, {fn, "C"}, [&](auto tag) {
+    using T = decltype(tag);
+    const kernels::GemmKernels<T>& uk = dispatch::table(isa).gemm<T>();
+    const index_t nr = narrow ? uk.nr_narrow : uk.nr;
+    const auto a = matrix<T>(A, {fn, "a"}), b = matrix<T>(b_panel, {fn, "b"});
+    const auto c = matrix<T>(C, {fn, "C"}, true);
+    require_shape(1 <= m && m <= uk.mr && 0 <= n && n <= nr && m <= c.rows &&
+                      n <= c.cols && a.rows == m,
+                  fn, "need 1 <= m <= MR, 0 <= n <= the panel width, a [m, k], "
+                      "C at least [m, n]");
+    require_shape(b.cols == nr && b.ld == nr && a.cols == b.rows, fn,
+                  "b must be a contiguous [k, width] panel");
+    (narrow ? uk.ukernel_rows_narrow : uk.ukernel_rows)(
+        m, n, b.rows, T(alpha), a.p, a.ld, b.p, T(beta), c.p, c.ld);
+    return 0;
+  });
+}
+
 // The products of one 1-D array with W (2-D, contiguous rows), for the
 // GEMV tests: gemv(w, in, out) with in [in_len] and out [out_len] 1-D,
 // contiguous, of out's dtype; the GIL released.
@@ -248,12 +273,12 @@ bool testing_reads_b_in_place(index_t M, py::handle B) {
   return result;
 }
 
-// {"float32": (MR, NR), "float64": (MR, NR)} of `isa`'s micro-kernels.
+// {"float32": (MR, NR, narrow NR), "float64": (..)} of `isa`'s micro-kernels.
 py::dict testing_ukernel_shapes(const std::string& isa) {
   const kernels::KernelTable& t = dispatch::table(isa);
   py::dict shapes;
-  shapes["float32"] = py::make_tuple(t.f32.mr, t.f32.nr);
-  shapes["float64"] = py::make_tuple(t.f64.mr, t.f64.nr);
+  shapes["float32"] = py::make_tuple(t.f32.mr, t.f32.nr, t.f32.nr_narrow);
+  shapes["float64"] = py::make_tuple(t.f64.mr, t.f64.nr, t.f64.nr_narrow);
   return shapes;
 }
 
@@ -292,6 +317,9 @@ void register_testing(py::module_& m) {
   m.def("_testing_ukernel", &testing_ukernel, py::arg("isa"), py::arg("m"),
         py::arg("n"), py::arg("alpha"), py::arg("a"), py::arg("b"),
         py::arg("beta"), py::arg("C"));
+  m.def("_testing_ukernel_rows", &testing_ukernel_rows, py::arg("isa"),
+        py::arg("narrow"), py::arg("m"), py::arg("n"), py::arg("alpha"),
+        py::arg("a"), py::arg("b"), py::arg("beta"), py::arg("C"));
   m.def("_testing_reads_b_in_place", &testing_reads_b_in_place, py::arg("M"),
         py::arg("B"),
         "whether gemm(N, T) of M rows times B^T reads B's rows in place");

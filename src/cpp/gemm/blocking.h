@@ -131,6 +131,7 @@ class RowTiles {
         base_(M / count_),
         extra_(M % count_) {}
   index_t count() const { return count_; }
+  index_t smallest() const { return base_; }
   index_t begin(index_t t) const { return t * base_ + std::min(t, extra_); }
   index_t height(index_t t) const { return base_ + (t < extra_ ? 1 : 0); }
 

@@ -79,16 +79,21 @@ void scale(index_t M, index_t n0, index_t n1, T beta, T* C, index_t ldc) {
 // alpha * Ã (m x kc) * B̃ + beta * C, panels in increasing order or, when
 // `backwards`, decreasing (the arithmetic of every element is the same).
 // Ã is the packed micro-panel at a_tile (lda == 0) or row-major rows in
-// place (A[i, p] at a_tile[i*lda + p]).
+// place (A[i, p] at a_tile[i*lda + p]).  narrow: panels uk.nr_narrow wide,
+// for the narrow tile (rows in place only).
 template <typename T>
 void tile_pass(const GemmKernels<T>& uk, index_t m, index_t nc, index_t kc,
                T alpha, const T* a_tile, index_t lda, Panels<T> b, T beta,
-               T* c, index_t ldc, bool backwards) {
-  const index_t panels = (nc + uk.nr - 1) / uk.nr;
+               T* c, index_t ldc, bool backwards, bool narrow = false) {
+  const index_t nr = narrow ? uk.nr_narrow : uk.nr;
+  const index_t panels = (nc + nr - 1) / nr;
   for (index_t q = 0; q < panels; ++q) {
     const index_t j = backwards ? panels - 1 - q : q;
-    const index_t jr = j * uk.nr, n = std::min(uk.nr, nc - jr);
-    if (lda)
+    const index_t jr = j * nr, n = std::min(nr, nc - jr);
+    if (narrow)
+      uk.ukernel_rows_narrow(m, n, kc, alpha, a_tile, lda, b.b + j * b.stride,
+                             beta, c + jr, ldc);
+    else if (lda)
       uk.ukernel_rows(m, n, kc, alpha, a_tile, lda, b.b + j * b.stride, beta,
                       c + jr, ldc);
     else
@@ -204,21 +209,33 @@ void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
 // pack (K*N values) for only M rows of A.  Swapped, W is the Ã side, read
 // where it is, and A^T is packed (M*K values); the price is two transposes
 // of C (M*N values) and, for M not a multiple of the panel width, vector
-// lanes spent on padding.  Measured (AVX-512, float32, best of 15
-// interleaved; usual -> swapped time): K = 256, N = 1024: M = 12 1.06x,
-// M = 16-64 0.77-0.85x, M = 80-112 0.95-1.08x, M = 256 1.20x; K = 512,
-// N = 2048: M = 4-8 0.91x, M = 16-64 0.67-0.88x; K = 128 (the transposes
-// weigh more against the product), N = 512: M = 16-112 0.92-1.15x.  From
-// M = 4 every tile of the usual path keeps the full tile's arithmetic
-// (ukernel_simd.h), as the swapped tiles of W's rows do, and the K blocks
-// are the same, so both paths give the same result bit for bit (the
-// choice needs no care for thread counts).
-constexpr index_t kSwapMinRows = 16, kSwapMaxRows = 64, kSwapMinK = 256;
+// lanes spent on padding (the narrow tile takes a rest of at most its
+// width).  Measured (AVX-512, float32, best of 300 interleaved; usual ->
+// swapped time): K = 256, N = 1024: M = 4-16 0.75-0.85x; K = 512, N =
+// 2048: M = 8-16 0.77x; K = 128 (the transposes weigh more against the
+// product), N = 512-1024: M = 4-8 1.07-1.10x, 12 0.87x, 16 0.69-0.83x,
+// 24-32 0.86-0.93x, 64 1.0x; K = 64: M = 16-32 0.91x.  Before the narrow
+// tile (32-wide panels only, best of 15), K = 256: M = 12 1.06x, 16-64
+// 0.77-0.85x, 80-112 0.95-1.08x, 256 1.20x.  From M = 4 every tile of the
+// usual path keeps the full tile's arithmetic (ukernel_simd.h), as the
+// swapped tiles of W's rows do, and the K blocks are the same, so both
+// paths give the same result bit for bit (the choice needs no care for
+// thread counts).
+constexpr index_t kSwapMaxRows = 64, kSwapMinK = 64;
+
+// The fewest rows of A that swap: with K >= 256 the product outweighs the
+// transposes from 4 rows, with a shorter K from 12.  Tiles below 4 rows
+// split their sums (ukernel_simd.h), so the usual path's row tiles must
+// all have 4 or more (AVX2's MR = 6 cuts M = 7 into 4 + 3: not swapped).
+constexpr index_t swap_min_rows(index_t K) { return K >= 256 ? 4 : 12; }
+constexpr index_t kFullArithmeticRows = 4;
 
 template <typename T>
-bool swaps(index_t M, index_t N, index_t K, const T* B, index_t ldb) {
-  return M >= kSwapMinRows && M <= kSwapMaxRows && M < N && K >= kSwapMinK &&
-         in_place_rows<T>(B, ldb, 1);
+bool swaps(const GemmKernels<T>& uk, index_t M, index_t N, index_t K,
+           const T* B, index_t ldb) {
+  return M >= swap_min_rows(K) && M <= kSwapMaxRows && M < N &&
+         K >= kSwapMinK && in_place_rows<T>(B, ldb, 1) &&
+         RowTiles(M, uk.mr).smallest() >= kFullArithmeticRows;
 }
 
 // C = alpha A B^T + beta C as C^T = alpha B A^T + beta C^T (see swaps()),
@@ -235,25 +252,41 @@ void swapped(const GemmKernels<T>& uk, index_t M, index_t N, index_t K,
   if (N == 0) return;
   if (K == 0 || alpha == T(0)) return scale(M, index_t(0), N, beta, C, ldc);
   const Blocking blk = blocking(uk, M, K, false);
+  // The columns of ct (rows of A) in panels NR wide, but for a rest that
+  // fits the narrow tile (M = 16: one narrow panel, 48: 32 + 16), which
+  // spends no lanes on padding beyond that width.
+  const index_t nw = uk.nr_narrow, rest = M % uk.nr;
+  const index_t tail = rest > 0 && rest <= nw ? rest : 0, wide = M - tail;
+  const index_t wide_width = (wide + uk.nr - 1) / uk.nr * uk.nr;
   T* const at = panels_room.reserve(
-      std::size_t((M + uk.nr - 1) / uk.nr * blk.kc * uk.nr));
+      std::size_t((wide_width + (tail ? nw : 0)) * blk.kc));
   T* const ct = ct_room.reserve(std::size_t(N * M));
   if (beta != T(0)) uk.pack_t(C, ldc, M, M, N, ct);  // ct[n*M + m] = C[m, n]
   const RowTiles tiles(N, uk.mr);
   bool backwards = false;
   for (index_t pc = 0; pc < K; pc += blk.kc) {
     const index_t kc = std::min(blk.kc, K - pc);
+    const Panels<T> wide_panels{at, kc * uk.nr};
+    const Panels<T> tail_panel{at + wide_width * kc, kc * nw};
     // A^T [kc, M]: element (p, i) at A[i*lda + pc + p].
-    pack_b_panels(uk, View<T>{A + pc, 1, lda}, kc, M, at, kc * uk.nr);
+    pack_b_panels(uk, View<T>{A + pc, 1, lda}, kc, wide, at, wide_panels.stride,
+                  uk.nr);
+    pack_b_panels(uk, View<T>{A + wide * lda + pc, 1, lda}, kc, tail,
+                  at + wide_width * kc, tail_panel.stride, nw);
+    const T bk = pc == 0 ? beta : T(1);
     for (index_t q = 0; q < tiles.count(); ++q, backwards = !backwards) {
-      const index_t r0 = tiles.begin(q);
-      tile_pass(uk, tiles.height(q), M, kc, alpha, B + r0 * ldb + pc, ldb,
-                Panels<T>{at, kc * uk.nr}, pc == 0 ? beta : T(1),
-                ct + r0 * M, M, backwards);
+      const index_t r0 = tiles.begin(q), m = tiles.height(q);
+      const T* w = B + r0 * ldb + pc;
+      tile_pass(uk, m, wide, kc, alpha, w, ldb, wide_panels, bk, ct + r0 * M,
+                M, backwards);
+      tile_pass(uk, m, tail, kc, alpha, w, ldb, tail_panel, bk,
+                ct + r0 * M + wide, M, backwards, true);
     }
   }
+  // C[m, n] = ct[n*M + m]: transposed straight into a contiguous C.
+  if (ldc == N) return uk.pack_t(ct, M, N, N, M, C);
   T* const t = t_room.reserve(std::size_t(M * N));
-  uk.pack_t(ct, M, N, N, M, t);  // t[m*N + n] = ct[n*M + m]
+  uk.pack_t(ct, M, N, N, M, t);
   for (index_t i = 0; i < M; ++i) std::copy_n(t + i * N, N, C + i * ldc);
 }
 
@@ -264,7 +297,7 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
           const T* A, index_t lda, const T* B, index_t ldb, T beta, T* C,
           index_t ldc) {
   const GemmKernels<T>& uk = dispatch::active().gemm<T>();
-  if (ta == Trans::N && tb == Trans::T && swaps(M, N, K, B, ldb))
+  if (ta == Trans::N && tb == Trans::T && swaps(uk, M, N, K, B, ldb))
     return swapped(uk, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   thread_local detail::AlignedBuffer<T> buffer, a_buffer;
   const View<T> b = op_view(tb, B, ldb);
@@ -304,7 +337,7 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
 template <typename T>
 bool reads_b_in_place(index_t M, index_t N, index_t K, const T* B,
                       index_t ldb) {
-  return swaps(M, N, K, B, ldb);
+  return swaps(dispatch::active().gemm<T>(), M, N, K, B, ldb);
 }
 
 template <typename T>

@@ -103,21 +103,27 @@ void pack_a_panels(const kernels::GemmKernels<T>& uk, View<T> a, index_t m,
 // from another cache line the prefetchers had not fetched -- 37% of a
 // one-step GRU fwd+bwd at B = 32, H = 512 (the backward packs W_hh and
 // W_ih).
+// nr: the panel width, uk.nr or, for the narrow tile, uk.nr_narrow.
 template <typename T>
 void pack_b_panels(const kernels::GemmKernels<T>& uk, View<T> b, index_t k,
-                   index_t n, T* dst, index_t stride) {
+                   index_t n, T* dst, index_t stride, index_t nr) {
   if (b.cs == 1) {
     for (index_t l = 0; l < k; ++l) {
       const T* src = b.at(l, 0);
-      T* d = dst + l * uk.nr;
-      for (index_t j = 0; j < n; j += uk.nr, d += stride)
-        put_line(src + j, std::min(uk.nr, n - j), uk.nr, d);
+      T* d = dst + l * nr;
+      for (index_t j = 0; j < n; j += nr, d += stride)
+        put_line(src + j, std::min(nr, n - j), nr, d);
     }
     return;
   }
-  for (index_t j = 0; j < n; j += uk.nr, dst += stride)
-    pack_panel(uk, b.at(0, j), b.cs, b.rs, std::min(uk.nr, n - j), uk.nr, k,
-               dst);
+  for (index_t j = 0; j < n; j += nr, dst += stride)
+    pack_panel(uk, b.at(0, j), b.cs, b.rs, std::min(nr, n - j), nr, k, dst);
+}
+
+template <typename T>
+void pack_b_panels(const kernels::GemmKernels<T>& uk, View<T> b, index_t k,
+                   index_t n, T* dst, index_t stride) {
+  pack_b_panels(uk, b, k, n, dst, stride, uk.nr);
 }
 
 }  // namespace rnncore::gemm

@@ -5,7 +5,8 @@
 //
 // Tiles: MR = 4 rows by NR = 16 bytes * 2 / sizeof(T) columns (two 128-bit
 // vectors per row, the SSE2/NEON baseline: 4x8 fp32, 4x4 fp64), so a
-// compiler that vectorises the j loops keeps the accumulators in registers.
+// compiler that vectorises the j loops keeps the accumulators in registers;
+// the narrow tile is NR / 2 wide (every element summed alike either way).
 #include "gemm/pack.h"
 #include "kernels/kernel_table.h"
 
@@ -66,8 +67,15 @@ void gemv_n_ref(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
 template <typename T>
 GemmKernels<T> reference_kernels() {
   constexpr int MR = 4, NR = 32 / sizeof(T);
-  return {MR, NR, &ukernel_ref<T, MR, NR>, &ukernel_ref_rows<T, MR, NR>,
-          &gemm::pack_t_scalar<T>, &gemv_t_ref<T>, &gemv_n_ref<T>};
+  return {MR,
+          NR,
+          &ukernel_ref<T, MR, NR>,
+          &ukernel_ref_rows<T, MR, NR>,
+          &gemm::pack_t_scalar<T>,
+          &gemv_t_ref<T>,
+          &gemv_n_ref<T>,
+          NR / 2,
+          &ukernel_ref_rows<T, MR, NR / 2>};
 }
 
 }  // namespace

@@ -90,6 +90,12 @@ template <typename T>
 using GemvN = void (*)(index_t rows, index_t n, const T* W, index_t ldw,
                        const T* a, T beta, T* y);
 
+// The narrow tile: ukernel_rows on B̃ panels of nr_narrow columns (a
+// divisor of NR; b[p*nr_narrow + j]), for products whose B̃ side is only
+// that wide -- on a 32-wide tile, 16 columns leave half of every FMA on
+// padding.  Every element is summed exactly as by ukernel_rows (the same
+// order of p, the same split into chains for every m), so a product gives
+// the same bits whichever width its panels have.  0 <= n <= nr_narrow.
 template <typename T>
 struct GemmKernels {
   index_t mr = 0;  // micro-tile rows (MR)
@@ -99,6 +105,8 @@ struct GemmKernels {
   PackT<T> pack_t = nullptr;
   GemvT<T> gemv_t = nullptr;
   GemvN<T> gemv_n = nullptr;
+  index_t nr_narrow = 0;
+  UKernelRows<T> ukernel_rows_narrow = nullptr;
 };
 
 struct KernelTable {

@@ -219,7 +219,11 @@ void gemv_n(index_t rows, index_t n, const typename V::T* Wm, index_t ldw,
 // accumulators to hide the FMA latency, so they keep U independent copies
 // that take turns over p (p % U) and are summed at the end; U*M*NV stays
 // within the full tile's budget.
-template <class V, int MR, int NV>
+//
+// kChainNV: the NV whose chain count U a tile of M rows keeps (unroll()),
+// NV itself but for the narrow tile (NV = 1, kernel_table.h), which keeps
+// the full tile's U so that both sum every element alike.
+template <class V, int MR, int NV, int kChainNV = NV>
 struct MicroKernel {
   using T = typename V::T;
   using reg = typename V::reg;
@@ -228,7 +232,7 @@ struct MicroKernel {
 
   template <int M>
   static constexpr int unroll() {
-    int u = (kMinChains + M * NV - 1) / (M * NV);
+    int u = (kMinChains + M * kChainNV - 1) / (M * kChainNV);
     return u < MR / M ? u : MR / M;
   }
 
@@ -339,7 +343,10 @@ struct MicroKernel {
   }
 
   static GemmKernels<T> kernels() {
-    return {MR, NR, &run, &run_rows, &pack_t<V>, &gemv_t<V>, &gemv_n<V>};
+    using Narrow = MicroKernel<V, MR, 1, NV>;
+    return {MR,         NR,         &run,      &run_rows,
+            &pack_t<V>, &gemv_t<V>, &gemv_n<V>, Narrow::NR,
+            &Narrow::run_rows};
   }
 };
 

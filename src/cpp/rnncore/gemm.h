@@ -37,8 +37,8 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
 // B's rows where they are instead of packing B (it computes C^T = B A^T:
 // few rows of A, B's rows short enough to be read in place); the result
 // is the same either way.  A product made once in a call then costs no
-// packing of the weights (a one-step call: 0.77-0.85x the time at batch
-// 16-64, K = 256).
+// packing of the weights (4-64 rows of A with K >= 256, 12-64 with K in
+// [64, 256); 0.7-0.9x the time of the packed way at batch 4-32).
 template <typename T>
 bool reads_b_in_place(index_t M, index_t N, index_t K, const T* B,
                       index_t ldb);
