@@ -229,15 +229,16 @@ def test_cpu_info_reports_the_kernels():
 
 @pytest.mark.parametrize("v", ALL_VARIANTS, ids=str)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("B", [16, 40])
+@pytest.mark.parametrize("B", [4, 16, 40])
 def test_one_step_call_gives_the_bits_of_a_first_step(v, dtype, B, rng):
-    # A one-step call (a cell step, a decoder step) with a batch of 16-64
+    # A one-step call (a cell step, a decoder step) with a batch of 4-64
     # multiplies by weights whose rows the GEMM reads in place (2 KiB at
-    # most, here 256 values) without packing them (gemm's swapped path);
-    # a longer call packs them once.  The first step must come out the same
-    # bit for bit, at 1 and 2 threads, and forward and backward must match
-    # the reference.
-    T, I, H = 3, 256, 256
+    # most, here 256 values) without packing them (gemm's swapped path,
+    # narrow tiles up to 16 rows); a longer call (T = 24: input projection
+    # in several chunks) packs them once.  The first step must come out the
+    # same bit for bit, at 1 and 2 threads, and forward and backward must
+    # match the reference.
+    T, I, H = 24, 256, 256
     args = make_args(v, T, B, I, H, dtype, rng)
     w_ih = args[arg_names(v).index("weight_ih")]
     assert _core._testing_reads_b_in_place(B, w_ih)

@@ -631,3 +631,39 @@ def test_swapped_product_with_a_strided_b(isa, dtype, rng):
         c = c_start(rng, M, N, dtype, 0.0)
         _core._testing_gemm("N", "T", 1.0, a, b, 0.0, c)
         assert_product(c, 1.0, a, b.T, 0.0, None, f"pad={pad}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rows_sum_alike_whatever_the_height_of_the_product(isa, dtype, rng):
+    # From 4 rows of A on, a product is cut into the same K blocks whatever
+    # its number of rows, so a row of C gets the same bits in a product of 4
+    # rows (a one-step call at batch 4) as in one of 40 (the chunks of a
+    # longer call): packed, through gemm's usual path, and swapped.  K spans
+    # several blocks for every ISA (KC <= 1024).  (So do the row tiles, but
+    # for a product whose near-equal tiles go below 4 rows: AVX2's MR = 6
+    # cuts M = 7 into 4 + 3, and a 3-row tile splits its sums.)
+    K, N = 1100, 90
+    mr = tile(isa, dtype)[0]
+    a = rng.standard_normal((40, K)).astype(dtype)
+    b = rng.standard_normal((N, K)).astype(dtype)
+    packed = _core._TestingPackedB("T", b)
+    full = np.zeros((40, N), dtype)
+    packed.matmul(1.0, a, 0.0, full)
+    for M in (4, 5, 7, 13, 14, 15, 40):
+        if M // -(-M // mr) < 4:
+            continue
+        got = np.zeros((M, N), dtype)
+        packed.matmul(1.0, a[:M], 0.0, got)
+        np.testing.assert_array_equal(got, full[:M], f"packed M={M}")
+        usual = np.zeros((M, N), dtype)
+        _core._testing_gemm("N", "N", 1.0, a[:M], np.ascontiguousarray(b.T), 0.0, usual)
+        np.testing.assert_array_equal(usual, full[:M], f"gemm NN M={M}")
+    short = 256 if dtype == np.float64 else 512  # rows of 2 KiB: swapped
+    bs = np.ascontiguousarray(b[:, :short])
+    ref = np.zeros((40, N), dtype)
+    _core._TestingPackedB("T", bs).matmul(1.0, a[:, :short], 0.0, ref)
+    for M in (4, 8, 16):
+        got = np.zeros((M, N), dtype)
+        _core._testing_gemm("N", "T", 1.0, np.ascontiguousarray(a[:M, :short]), bs, 0.0, got)
+        assert _core._testing_reads_b_in_place(M, bs)
+        np.testing.assert_array_equal(got, ref[:M], f"swapped M={M}")

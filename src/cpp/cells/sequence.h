@@ -272,11 +272,15 @@ class InputChunks {
       : s_(s), x_(x), cols_(G * sl.units()) {
     const Dims& d = s.d;
     // Steps per chunk: the whole projection of a chunk about kChunkBytes, at
-    // least one step.  It depends on G*H, not on this thread's share, so
-    // chunks (and each element's rounding) are the same for every thread
-    // count.
+    // least one step, at most the call's (a short call is one chunk: room
+    // for its rows only, and one product, which gemm may make on W_ih where
+    // it is -- GateRows' once; sized by the chunk's bytes, a one-step GRU or
+    // RNN at batch 4-16 packed W_ih, 37% of a GRU's call at batch 4).  It
+    // depends on G*H, not on this thread's share, so chunks (and each
+    // element's rounding) are the same for every thread count.
     const index_t row_bytes = G * d.H * index_t(sizeof(T));
-    steps_ = std::max<index_t>(1, (kChunkBytes / row_bytes) / d.B);
+    steps_ = std::clamp<index_t>((kChunkBytes / row_bytes) / d.B, 1,
+                                 std::max<index_t>(1, s.steps()));
     W_ = GateRows<T>(W_ih, d.H, d.I, 0, G, sl, s.steps() * d.B <= kDirectRows,
                      steps_ * d.B, steps_ >= s.steps());
     for (index_t g = 0; !bias.empty() && g < G; ++g)

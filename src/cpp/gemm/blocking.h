@@ -31,11 +31,15 @@
 // Sizes come from the per-core caches of the target, AMD Zen 4 (L1d 32 KiB
 // 8-way, L2 1 MiB 8-way; Intel Skylake-SP .. Sapphire Rapids have 32-48 KiB
 // and 1-2 MiB, so the same numbers suit them):
-//   KC: the tallest Ã (min(M, MR) x KC) fills half of L1; the other half
-//       holds the B̃ lines in flight and the C tile.  fp32 AVX-512 (MR 14):
-//       288; fp64: 144; fp32 AVX2 (MR 6): 680.  Short products get longer
+//   KC: the tallest Ã (MR x KC) fills half of L1; the other half holds
+//       the B̃ lines in flight and the C tile.  fp32 AVX-512 (MR 14): 288;
+//       fp64: 144; fp32 AVX2 (MR 6): 680.  Products of 1-3 rows get longer
 //       runs, capped at 1024 (C's load and store are then < 0.1% of the
 //       work): the GEMV (M = 1) reads each B̃ panel as one forward stream.
+//       From 4 rows on, KC is that of MR rows whatever M, so a product's
+//       K blocks -- and its bits -- do not depend on its number of rows
+//       (a one-step call at batch 4 sums as the chunks of a longer call;
+//       below 4 rows the tiles split their sums anyway, ukernel_simd.h).
 //       K is then cut into that many blocks of near-equal length (multiples
 //       of 8): K = 2048 as 8 x 256, not 7 x 288 + 32, whose short last
 //       block paid a whole pass of C loads and stores for 32 steps (on
@@ -74,6 +78,10 @@ constexpr index_t kMaxKC = 1024;
 // min(M, MR) x KC values fit.
 constexpr std::size_t kPanelBytes = kL1Bytes / 2;
 
+// Tiles of at least this many rows keep one chain per element (the full
+// tile's arithmetic, ukernel_simd.h); shorter ones split their sums.
+constexpr index_t kFullArithmeticRows = 4;
+
 struct Blocking {
   index_t kc, nc, mc;
 };
@@ -86,7 +94,8 @@ struct Blocking {
 template <typename T>
 Blocking blocking(const kernels::GemmKernels<T>& uk, index_t M, index_t K,
                   bool by_slab) {
-  const std::size_t rows = std::size_t(std::min(M, uk.mr));
+  const std::size_t rows =
+      std::size_t(M < kFullArithmeticRows ? M : uk.mr);
   const index_t kc_max =
       std::min(kMaxKC, index_t(kPanelBytes / (rows * sizeof(T))) / 8 * 8);
   const index_t k_blocks = std::max<index_t>(1, (K + kc_max - 1) / kc_max);
@@ -122,8 +131,9 @@ bool in_place_rows(const T* p, index_t rs, index_t cs) {
 // differing by at most one, the taller first): a short remainder tile (14 + 2
 // for M = 16) costs almost as much as a full one.  Every tile of M >= 4 rows
 // keeps the full tile's arithmetic (ukernel_simd.h: short tiles below 4 rows
-// alone split their sums), so the split does not change any result: for
-// M > MR every tile has at least MR / 2 rows.
+// alone split their sums), so the split does not change any result as long
+// as every tile has 4 rows: for M > MR every tile has at least MR / 2 rows
+// (7 on AVX-512; AVX2's MR = 6 cuts M = 7 into 4 + 3).
 class RowTiles {
  public:
   RowTiles(index_t M, index_t mr)

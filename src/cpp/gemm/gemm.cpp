@@ -228,7 +228,6 @@ constexpr index_t kSwapMaxRows = 64, kSwapMinK = 64;
 // split their sums (ukernel_simd.h), so the usual path's row tiles must
 // all have 4 or more (AVX2's MR = 6 cuts M = 7 into 4 + 3: not swapped).
 constexpr index_t swap_min_rows(index_t K) { return K >= 256 ? 4 : 12; }
-constexpr index_t kFullArithmeticRows = 4;
 
 template <typename T>
 bool swaps(const GemmKernels<T>& uk, index_t M, index_t N, index_t K,
