@@ -223,7 +223,18 @@ void gemv_n(index_t rows, index_t n, const typename V::T* Wm, index_t ldw,
 // kChainNV: the NV whose chain count U a tile of M rows keeps (unroll()),
 // NV itself but for the narrow tile (NV = 1, kernel_table.h), which keeps
 // the full tile's U so that both sum every element alike.
-template <class V, int MR, int NV, int kChainNV = NV>
+//
+// kPrefetchRows (the narrow tile): rows read in place are prefetched
+// kRowPrefetchBytes ahead, one line per row every line of k.  The narrow
+// tile runs only in gemm's swapped products, on the rows of a weight
+// matrix that is not in cache (a one-step call); there it is 0.83-0.93x
+// the time (one-step LSTM forward, batch 4-16, lockstep A/B), 2-3 lines
+// ahead best (1 line: no gain; 4: less; 8: slower).  The full-width tiles
+// read rows in place that are in L1 (the time loops' rows of A) or, in
+// swapped products, while twice as many FMAs hide the misses: prefetching
+// made both slower (1.06-1.19x).
+template <class V, int MR, int NV, int kChainNV = NV,
+          bool kPrefetchRows = false>
 struct MicroKernel {
   using T = typename V::T;
   using reg = typename V::reg;
@@ -240,6 +251,7 @@ struct MicroKernel {
   // in tiles whose step is FMA-bound, where loads + prefetches fit the load
   // ports (as many as FMA pipes): M + NV + lines <= M * NV.
   static constexpr int kPrefetchBytes = 1024;
+  static constexpr int kRowPrefetchBytes = 192;
   static constexpr int kLines = int(NR * sizeof(T) + 63) / 64;
   template <int M>
   static constexpr bool prefetches() {
@@ -301,6 +313,18 @@ struct MicroKernel {
 
     auto at = [&](index_t p) { return kRows ? a + p : a + p * M; };
     index_t p = 0;
+    if constexpr (kRows && kPrefetchRows && U == 1) {
+      constexpr int kStep = 64 / int(sizeof(T));
+      constexpr int kAhead = kRowPrefetchBytes / int(sizeof(T));
+      for (; p + kStep <= k; p += kStep) {
+#pragma GCC unroll 16
+        for (int i = 0; i < M; ++i)
+          __builtin_prefetch(a + i * lda + p + kAhead, 0, 3);
+#pragma GCC unroll 16
+        for (int q = 0; q < kStep; ++q)
+          step<M, kRows>(acc[0], at(p + q), lda, b + (p + q) * NR);
+      }
+    }
     for (; p + U <= k; p += U)
 #pragma GCC unroll 8
       for (int u = 0; u < U; ++u)
@@ -343,7 +367,7 @@ struct MicroKernel {
   }
 
   static GemmKernels<T> kernels() {
-    using Narrow = MicroKernel<V, MR, 1, NV>;
+    using Narrow = MicroKernel<V, MR, 1, NV, true>;
     return {MR,         NR,         &run,      &run_rows,
             &pack_t<V>, &gemv_t<V>, &gemv_n<V>, Narrow::NR,
             &Narrow::run_rows};
