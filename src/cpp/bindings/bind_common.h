@@ -16,9 +16,37 @@
 
 namespace rnncore::bindings {
 
+// A new C-contiguous array of `shape` (contents unspecified).  From
+// detail::kPoolMinBytes its memory is a block of the pool (rnncore/cache.h),
+// owned by a capsule that gives it back when the array dies: a training
+// loop's outputs reuse the pages of the last call's instead of faulting in
+// fresh ones.
 template <typename T>
 py::array_t<T> new_array(std::initializer_list<index_t> shape) {
-  return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  std::size_t n = 1;
+  for (const index_t s : shape) n *= std::size_t(s);
+  const std::size_t bytes = n * sizeof(T);
+  if (bytes < detail::kPoolMinBytes) return py::array_t<T>(dims);
+  struct Block {
+    void* p;
+    std::size_t bytes;
+  };
+  auto give_back = [](void* b) {
+    const Block* blk = static_cast<const Block*>(b);
+    detail::free_block(blk->p, blk->bytes);
+    delete blk;
+  };
+  Block* blk = new Block{nullptr, bytes};
+  py::capsule owner;
+  try {
+    blk->p = detail::allocate_block(bytes);
+    owner = py::capsule(blk, give_back);
+  } catch (...) {
+    give_back(blk);  // free_block(nullptr, ..) does nothing
+    throw;
+  }
+  return py::array_t<T>(dims, static_cast<T*>(blk->p), owner);
 }
 
 template <typename T>

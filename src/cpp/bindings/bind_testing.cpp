@@ -8,6 +8,7 @@
 #include "bindings/checks.h"
 #include "cells/sequence.h"
 #include "dispatch/dispatch.h"
+#include "rnncore/cache.h"
 #include "rnncore/gemm.h"
 
 namespace rnncore::bindings {
@@ -320,6 +321,36 @@ void register_testing(py::module_& m) {
   m.def("_testing_ukernel_rows", &testing_ukernel_rows, py::arg("isa"),
         py::arg("narrow"), py::arg("m"), py::arg("n"), py::arg("alpha"),
         py::arg("a"), py::arg("b"), py::arg("beta"), py::arg("C"));
+  m.def("_testing_pool_cached_bytes", &detail::pool_cached_bytes,
+        "bytes the block pool holds for reuse");
+  m.def("_testing_pool_release", &detail::pool_release,
+        "frees every block the block pool holds");
+  m.def("_testing_pool_blocks",
+        [](std::size_t bytes, int count) {
+          // Takes `count` blocks of `bytes`, gives them all back, and
+          // returns their addresses (blocks reused show up again).
+          std::vector<std::uintptr_t> where;
+          where.reserve(std::size_t(std::max(count, 0)));
+          auto give_back = [&] {
+            for (std::uintptr_t p : where)
+              detail::free_block(reinterpret_cast<void*>(p), bytes);
+          };
+          try {
+            for (int i = 0; i < count; ++i)
+              where.push_back(reinterpret_cast<std::uintptr_t>(
+                  detail::allocate_block(bytes)));
+          } catch (...) {
+            give_back();
+            throw;
+          }
+          give_back();
+          return where;
+        },
+        py::arg("bytes"), py::arg("count") = 1);
+  m.def("_testing_pool_limits", [] {
+    return py::make_tuple(detail::kPoolMinBytes, detail::kPoolCapBytes,
+                          detail::kPoolMaxBlockBytes);
+  });
   m.def("_testing_reads_b_in_place", &testing_reads_b_in_place, py::arg("M"),
         py::arg("B"),
         "whether gemm(N, T) of M rows times B^T reads B's rows in place");

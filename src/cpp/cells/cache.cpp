@@ -1,27 +1,158 @@
-// The large-buffer allocation behind rnncore/cache.h's UninitAllocator.
+// The block pool behind rnncore/cache.h's UninitAllocator, the packed
+// weights (gemm.cpp's AlignedBuffer) and the arrays the bindings return.
+#include <algorithm>
+#include <deque>
+#include <mutex>
 #include <new>
+#include <utility>
+#include <vector>
 
 #include "rnncore/cache.h"
 
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+// Under AddressSanitizer a block the pool holds is poisoned: a use after
+// free of a pooled block is still reported.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define RNNCORE_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define RNNCORE_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define RNNCORE_POISON(p, n) ((void)(p), (void)(n))
+#define RNNCORE_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 namespace rnncore::detail {
+namespace {
 
-// Aligned to a huge page, so that every whole huge page of the buffer can
-// be one; the advice is only a hint (a kernel without THP, or with it off,
-// keeps 4 KiB pages and the call still succeeds).
-void* allocate_large(std::size_t bytes) {
-  void* p = ::operator new(bytes, std::align_val_t(kHugePage));
+constexpr std::size_t kBlockAlign = 64;
+
+// The size class of a block: bytes rounded up to a sixteenth of the power
+// of two above them (so at most 1/16 more), from kPoolMinBytes.
+std::size_t size_class(std::size_t bytes) {
+  std::size_t top = kPoolMinBytes;
+  while (top < bytes) top *= 2;
+  const std::size_t step = top / 16;
+  return (bytes + step - 1) / step * step;
+}
+
+std::align_val_t alignment_of(std::size_t cls) {
+  return std::align_val_t(cls >= kHugeBytes ? kHugePage : kBlockAlign);
+}
+
+// Aligned to a huge page from kHugeBytes, so that every whole huge page of
+// the block can be one; the advice is only a hint (a kernel without THP, or
+// with it off, keeps 4 KiB pages and the call still succeeds).
+void* new_block(std::size_t cls) {
+  void* p = ::operator new(cls, alignment_of(cls));
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
+  if (cls >= kHugeBytes) madvise(p, cls / kHugePage * kHugePage, MADV_HUGEPAGE);
 #endif
   return p;
 }
 
-void free_large(void* p) noexcept {
-  ::operator delete(p, std::align_val_t(kHugePage));
+void delete_block(void* p, std::size_t cls) noexcept {
+  RNNCORE_UNPOISON(p, cls);
+  ::operator delete(p, alignment_of(cls));
+}
+
+// Never destroyed: a block may be freed by a thread_local or static
+// destructor after the pool's own would have run.  Its blocks stay
+// reachable through it (not leaks to a leak checker).
+struct Pool {
+  std::mutex mutex;
+  std::deque<std::pair<std::size_t, void*>> blocks;  // oldest first
+  std::size_t cached = 0;
+
+  Pool() {
+#if defined(__unix__) || defined(__APPLE__)
+    // fork() while another thread holds the mutex would leave it locked
+    // for good in the child: the forking thread takes it first.
+    pthread_atfork([] { get().mutex.lock(); }, [] { get().mutex.unlock(); },
+                   [] { get().mutex.unlock(); });
+#endif
+  }
+  static Pool& get() {
+    static Pool* pool = new Pool;
+    return *pool;
+  }
+};
+
+}  // namespace
+
+void* allocate_block(std::size_t bytes) {
+  if (bytes < kPoolMinBytes)
+    return ::operator new(std::max<std::size_t>(bytes, 1),
+                          std::align_val_t(kBlockAlign));
+  const std::size_t cls = size_class(bytes);
+  Pool& pool = Pool::get();
+  {
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    // The newest block of the class: the likeliest still in cache.
+    for (auto it = pool.blocks.rbegin(); it != pool.blocks.rend(); ++it)
+      if (it->first == cls) {
+        void* p = it->second;
+        pool.cached -= cls;
+        pool.blocks.erase(std::next(it).base());
+        RNNCORE_UNPOISON(p, cls);
+        return p;
+      }
+  }
+  return new_block(cls);
+}
+
+void free_block(void* p, std::size_t bytes) noexcept {
+  if (!p) return;
+  if (bytes < kPoolMinBytes)
+    return ::operator delete(p, std::align_val_t(kBlockAlign));
+  const std::size_t cls = size_class(bytes);
+  if (cls > kPoolMaxBlockBytes) return delete_block(p, cls);
+  std::vector<std::pair<std::size_t, void*>> evicted;
+  Pool& pool = Pool::get();
+  {
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    while (pool.cached + cls > kPoolCapBytes && !pool.blocks.empty()) {
+      try {
+        evicted.push_back(pool.blocks.front());
+      } catch (...) {  // no memory for the list: free this block instead
+        break;
+      }
+      pool.cached -= pool.blocks.front().first;
+      pool.blocks.pop_front();
+    }
+    if (pool.cached + cls <= kPoolCapBytes) {
+      try {
+        pool.blocks.emplace_back(cls, p);
+        pool.cached += cls;
+        RNNCORE_POISON(p, cls);
+        p = nullptr;
+      } catch (...) {
+      }
+    }
+  }
+  for (const auto& [c, q] : evicted) delete_block(q, c);
+  if (p) delete_block(p, cls);
+}
+
+std::size_t pool_cached_bytes() {
+  Pool& pool = Pool::get();
+  std::lock_guard<std::mutex> lock(pool.mutex);
+  return pool.cached;
+}
+
+void pool_release() noexcept {
+  Pool& pool = Pool::get();
+  std::deque<std::pair<std::size_t, void*>> blocks;
+  {
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    blocks.swap(pool.blocks);
+    pool.cached = 0;
+  }
+  for (const auto& [c, q] : blocks) delete_block(q, c);
 }
 
 }  // namespace rnncore::detail

@@ -8,6 +8,7 @@
 #include "dispatch/dispatch.h"
 #include "gemm/blocking.h"
 #include "gemm/pack.h"
+#include "rnncore/cache.h"
 #include "rnncore/gemm.h"
 
 namespace rnncore::gemm {
@@ -17,16 +18,18 @@ namespace detail {
 template <typename T>
 T* AlignedBuffer<T>::reserve(std::size_t n) {
   if (n > capacity_) {
-    p_.reset(static_cast<T*>(
-        ::operator new(n * sizeof(T), std::align_val_t(64))));
+    release();
+    p_ = static_cast<T*>(rnncore::detail::allocate_block(n * sizeof(T)));
     capacity_ = n;
   }
-  return p_.get();
+  return p_;
 }
 
 template <typename T>
-void AlignedBuffer<T>::Free::operator()(T* p) const {
-  ::operator delete(p, std::align_val_t(64));
+void AlignedBuffer<T>::release() noexcept {
+  rnncore::detail::free_block(p_, capacity_ * sizeof(T));
+  p_ = nullptr;
+  capacity_ = 0;
 }
 
 }  // namespace detail

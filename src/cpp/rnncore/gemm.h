@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "rnncore/common.h"
@@ -44,20 +45,32 @@ bool reads_b_in_place(index_t M, index_t N, index_t K, const T* B,
                       index_t ldb);
 
 namespace detail {
-// Cache-line aligned storage that keeps its capacity when reused.
+// Cache-line aligned storage that keeps its capacity when reused (its
+// blocks come from the block pool of rnncore/cache.h).
 template <typename T>
 class AlignedBuffer {
  public:
+  AlignedBuffer() = default;
+  AlignedBuffer(AlignedBuffer&& o) noexcept
+      : p_(std::exchange(o.p_, nullptr)), capacity_(std::exchange(o.capacity_, 0)) {}
+  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
+    if (this != &o) {
+      release();
+      p_ = std::exchange(o.p_, nullptr);
+      capacity_ = std::exchange(o.capacity_, 0);
+    }
+    return *this;
+  }
+  ~AlignedBuffer() { release(); }
+
   // Room for n values (contents unspecified); allocates only to grow.
   T* reserve(std::size_t n);
-  T* data() { return p_.get(); }
-  const T* data() const { return p_.get(); }
+  T* data() { return p_; }
+  const T* data() const { return p_; }
 
  private:
-  struct Free {
-    void operator()(T* p) const;
-  };
-  std::unique_ptr<T, Free> p_;
+  void release() noexcept;
+  T* p_ = nullptr;
   std::size_t capacity_ = 0;
 };
 }  // namespace detail
