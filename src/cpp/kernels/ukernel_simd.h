@@ -232,7 +232,7 @@ void gemv_n(index_t rows, index_t n, const typename V::T* Wm, index_t ldw,
 // ahead best (1 line: no gain; 4: less; 8: slower).  The full-width tiles
 // read rows in place that are in L1 (the time loops' rows of A) or, in
 // swapped products, while twice as many FMAs hide the misses: prefetching
-// made both slower (1.06-1.19x).
+// made both slower (1.06-1.27x).
 template <class V, int MR, int NV, int kChainNV = NV,
           bool kPrefetchRows = false>
 struct MicroKernel {
