@@ -5,7 +5,6 @@
 #include <mutex>
 #include <new>
 #include <utility>
-#include <vector>
 
 #include "rnncore/cache.h"
 
@@ -30,6 +29,8 @@ namespace rnncore::detail {
 namespace {
 
 constexpr std::size_t kBlockAlign = 64;
+static_assert(kPoolMaxBlockBytes <= kPoolCapBytes,
+              "every block the pool keeps must fit its cap alone");
 
 // The size class of a block: bytes rounded up to a sixteenth of the power
 // of two above them (so at most 1/16 more), from kPoolMinBytes.
@@ -111,31 +112,25 @@ void free_block(void* p, std::size_t bytes) noexcept {
     return ::operator delete(p, std::align_val_t(kBlockAlign));
   const std::size_t cls = size_class(bytes);
   if (cls > kPoolMaxBlockBytes) return delete_block(p, cls);
-  std::vector<std::pair<std::size_t, void*>> evicted;
   Pool& pool = Pool::get();
   {
     std::lock_guard<std::mutex> lock(pool.mutex);
-    while (pool.cached + cls > kPoolCapBytes && !pool.blocks.empty()) {
-      try {
-        evicted.push_back(pool.blocks.front());
-      } catch (...) {  // no memory for the list: free this block instead
-        break;
-      }
-      pool.cached -= pool.blocks.front().first;
+    // Room for it, the oldest blocks out first (a block fits the cap alone).
+    while (pool.cached + cls > kPoolCapBytes) {
+      const auto [c, q] = pool.blocks.front();
       pool.blocks.pop_front();
+      pool.cached -= c;
+      delete_block(q, c);
     }
-    if (pool.cached + cls <= kPoolCapBytes) {
-      try {
-        pool.blocks.emplace_back(cls, p);
-        pool.cached += cls;
-        RNNCORE_POISON(p, cls);
-        p = nullptr;
-      } catch (...) {
-      }
+    try {
+      pool.blocks.emplace_back(cls, p);
+      pool.cached += cls;
+      RNNCORE_POISON(p, cls);
+      return;
+    } catch (...) {  // no memory for the list: free the block instead
     }
   }
-  for (const auto& [c, q] : evicted) delete_block(q, c);
-  if (p) delete_block(p, cls);
+  delete_block(p, cls);
 }
 
 std::size_t pool_cached_bytes() {

@@ -41,6 +41,7 @@ constexpr std::size_t kHugePage = std::size_t(2) << 20;
 constexpr std::size_t kPoolMinBytes = std::size_t(64) << 10;
 constexpr std::size_t kPoolCapBytes = std::size_t(64) << 20;
 constexpr std::size_t kPoolMaxBlockBytes = std::size_t(32) << 20;
+// Any size: below kPoolMinBytes a plain aligned allocation.
 void* allocate_block(std::size_t bytes);
 void free_block(void* p, std::size_t bytes) noexcept;
 // Bytes held by the pool, free for reuse (tests).
@@ -62,11 +63,9 @@ struct UninitAllocator : std::allocator<T> {
   UninitAllocator(const UninitAllocator<U>&) noexcept {}
   T* allocate(std::size_t n) {
     if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
-    if (n * sizeof(T) < detail::kPoolMinBytes) return std::allocator<T>::allocate(n);
     return static_cast<T*>(detail::allocate_block(n * sizeof(T)));
   }
   void deallocate(T* p, std::size_t n) noexcept {
-    if (n * sizeof(T) < detail::kPoolMinBytes) return std::allocator<T>::deallocate(p, n);
     detail::free_block(p, n * sizeof(T));
   }
   template <typename U>
