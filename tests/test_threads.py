@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import sys
 import threading
 import time
 import warnings
@@ -210,6 +211,44 @@ def test_kernels_work_in_a_forked_child(threads, rng):
         data = f.read()
     os.waitpid(pid, 0)
     np.testing.assert_array_equal(np.frombuffer(data).reshape(want.shape), want)
+
+
+def rnncore_workers():
+    """Thread ids of this process's rnncore pool workers (Linux)."""
+    tids = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if f.read().strip() == "rnncore-worker":
+                    tids.append(int(tid))
+        except OSError:  # a thread that has just ended
+            pass
+    return tids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux")
+                    or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and two CPUs")
+def test_workers_keep_off_the_callers_cpu(threads, rng):
+    # A worker woken onto the caller's CPU would share it with the caller
+    # for the whole call (pool.cpp): the workers may use every CPU they
+    # started with but the caller's.
+    threads(3)
+    v = VARIANTS[0]
+    args = make_args(v, 6, 8, 16, 64, np.float64, rng)
+    want = forward(F, v, args, keep_cache=False)[0][0]  # the pool now exists
+    workers = rnncore_workers()
+    assert len(workers) >= 2
+    allowed = os.sched_getaffinity(0)  # this (the calling) thread's CPUs
+    try:
+        for cpu in sorted(allowed)[:2]:
+            os.sched_setaffinity(0, {cpu})
+            y = forward(F, v, args, keep_cache=False)[0][0]
+            np.testing.assert_array_equal(y, want)
+            for tid in workers:
+                assert os.sched_getaffinity(tid) == allowed - {cpu}
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def test_inference_memory_does_not_grow_with_sequence_length():

@@ -6,7 +6,9 @@
 // Inside the region the threads meet at a `Barrier` once or twice per time
 // step.  Regions never nest.  Calls from several host threads at once are
 // safe: a region that finds the pool busy runs on the calling thread alone
-// (results do not depend on the thread count, see the cells).
+// (results do not depend on the thread count, see the cells).  The workers
+// are named "rnncore-worker" and, on Linux, kept off the CPU of the thread
+// that starts a region (pool.cpp says why).
 #pragma once
 
 #include <atomic>
