@@ -32,6 +32,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -713,9 +714,39 @@ def time_once(fn) -> tuple[float, object]:
 
 
 def own_cpu_seconds() -> float:
-    """CPU time of this process, all its threads (precise, not tick-sampled)."""
+    """CPU time of this process, all its threads, as getrusage counts it:
+    like /proc/stat (LoadMeter subtracts one from the other), a thread
+    running without a break on another CPU is counted at scheduler ticks."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def threads_cpu_seconds() -> float:
+    """CPU time of this process's threads but the calling one, each thread's
+    up to date when read.
+
+    Each thread's CPU-time clock (Linux: clock id (~tid << 3) | 6, what
+    pthread_getcpuclockid returns), which the kernel brings up to date on
+    reading even while the thread runs on another CPU.  getrusage and
+    /proc/self/task/*/schedstat do not: there such a thread is counted at
+    scheduler ticks only (4 ms apart at HZ = 250), so ONNX Runtime's pool,
+    spinning without a break for 35-55 ms after a call, looked idle in
+    settle()'s 2 ms windows and took a CPU from the next library timed on
+    2 threads.  The calling thread is left out: it only sleeps in settle(),
+    and its reading of the clocks would count."""
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return own_cpu_seconds()
+    total, me = 0.0, threading.get_native_id()
+    for tid in map(int, tids):
+        if tid == me:
+            continue
+        try:
+            total += time.clock_gettime((~tid << 3) | 6)
+        except OSError:  # a thread that has just ended
+            pass
+    return total
 
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -761,15 +792,16 @@ def wait_for_idle(max_wait: float, threshold: float = 0.25, sample: float = 0.2)
 def settle(max_s: float = 0.25, step: float = 0.002, quiet: float = 0.05) -> None:
     """Wait until this process's worker threads stop burning CPU.
 
-    Thread pools spin for a while after a call (ONNX Runtime's for ~30 ms,
+    Thread pools spin for a while after a call (ONNX Runtime's for 40-60 ms,
     OpenMP's briefly) and on a 2-core machine that spinning steals a core
     from whichever library runs next.  The main thread sleeps in small
-    steps until the whole process uses less than ``quiet`` of a CPU."""
+    steps until its process's other threads use less than ``quiet`` of a
+    CPU (threads_cpu_seconds)."""
     t_end = time.perf_counter() + max_s
     while True:
-        c0, w0 = own_cpu_seconds(), time.perf_counter()
+        c0, w0 = threads_cpu_seconds(), time.perf_counter()
         time.sleep(step)
-        c1, w1 = own_cpu_seconds(), time.perf_counter()
+        c1, w1 = threads_cpu_seconds(), time.perf_counter()
         if (c1 - c0) / (w1 - w0) < quiet or w1 >= t_end:
             return
 
