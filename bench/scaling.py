@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """rnncore alone: forward time at 1 and 2 threads (thread scaling).
 
-compare.py interleaves rnncore, PyTorch and ONNX Runtime in one process;
-at 2 threads their pools (and PyTorch's spinning OpenMP threads) compete
-for the same two cores, which slows every library down.  This script runs
-rnncore only, so its own scaling can be read without that interference.
+compare.py interleaves rnncore, PyTorch and ONNX Runtime in one process
+and, at 2 threads, starts every call with the pools gone quiet (so with
+their workers asleep); this script runs rnncore alone, calls back to back,
+all 1-thread calls of a shape and then all 2-thread calls.
 
     python bench/scaling.py [--cells lstm,gru,rnn] [--repeats 30]
 
