@@ -56,7 +56,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
   const index_t H = d.H;
   Buffer<T> dG;
   cells::allocate_rows(dG, s, H);
-  std::vector<T> dGs(2 * d.B * H);
+  cells::StepGrads<T> steps(s, dG.data(), H);
   T* dh = dh0;
   cells::init_state(d.B, H, dh_n, dh);
   const kernels::GateKernels<T>& K = dispatch::active().gates<T>();
@@ -66,12 +66,12 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
                          cells::direct_rows(s), d.B);
     std::vector<T> keep = cells::state_keep<T>(s, sl.cols());
     return [&, sl, W = std::move(W), keep = std::move(keep)](
-               index_t step, int parity, threads::Barrier& barrier) mutable {
-      T* ds_all = dGs.data() + parity * d.B * H;
+               index_t step, int /*parity*/, threads::Barrier& barrier) mutable {
+      T* ds_all = steps.rows(step);
       cells::backward_rows(s, step, sl, 1, ds_all, [&](index_t b, index_t row, T* ds) {
         const index_t at = row * H + sl.j0;
         K.dense_backward({sl.units(), kAct == Activation::Relu, cache.y + at, dh + b * H + sl.j0,
-                          dy ? dy + at : nullptr, ds, dG.data() + at});
+                          dy ? dy + at : nullptr, ds, steps.copy_to(row, sl.j0)});
       });
       barrier.wait();
       cells::add_state_grads(s, step, ds_all, H, W, dh + sl.p0, H, keep.data());

@@ -77,7 +77,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
   const index_t H = d.H, P = d.P, GH = 4 * H;
   Buffer<T> dG;  // [T*B,4H] gate gradients
   cells::allocate_rows(dG, s, GH);
-  std::vector<T> dGs(2 * d.B * GH);  // this step's dG rows, double-buffered
+  cells::StepGrads<T> steps(s, dG.data(), GH);
   T* dh = dh0;  // the running gradients live in the outputs
   T* dc = dc0;
   cells::init_state(d.B, P, dh_n, dh);
@@ -104,7 +104,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
     cells::ColBlock<T> Wr;
     if (kProj) Wr = cells::ColBlock<T>(cache.W_hr.data(), H, P, sl.j0, n, direct, d.B);
     return [&, sl, n, dhc = std::move(dhc), keep = std::move(keep),
-            W = std::move(W), Wr = std::move(Wr)](index_t step, int parity,
+            W = std::move(W), Wr = std::move(Wr)](index_t step, int /*parity*/,
                                 threads::Barrier& barrier) mutable {
       if constexpr (kProj) {
         for (index_t b = 0; b < d.B; ++b) {
@@ -119,7 +119,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
         barrier.wait();  // dh_step complete
         Wr.mul(d.B, dh_step.data(), P, T(0), dhc.data(), n, cells::odd(step));
       }
-      T* ds_all = dGs.data() + parity * d.B * GH;
+      T* ds_all = steps.rows(step);
       cells::backward_rows(s, step, sl, 4, ds_all, [&](index_t b, index_t row, T* ds) {
         const index_t at = row * H + sl.j0;
         const T* dy_row = dy ? dy + row * P + sl.j0 : nullptr;
@@ -127,7 +127,7 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
                          c_prev(step, b) + sl.j0, cache.c.data() + at,
                          kProj ? dhc.data() + b * n : dh + b * P + sl.j0,
                          kProj ? nullptr : dy_row, dc + b * H + sl.j0, ds,
-                         dG.data() + row * GH + sl.j0});
+                         steps.copy_to(row, sl.j0)});
         if constexpr (!kProj) std::fill(dh + b * P + sl.j0, dh + b * P + sl.j1, T(0));
       });
       barrier.wait();  // every unit's gate gradients are in ds_all

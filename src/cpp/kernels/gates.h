@@ -58,7 +58,7 @@ struct LstmBackward {
   const T* dy;      // [n] added to dh, or null
   T* dc;            // [n] in: reaching c', out: reaching c
   T* ds;            // [4, gs] pre-activation gradients
-  T* dg;            // [4, gs] a second copy of ds
+  T* dg;            // [4, gs] a second copy of ds, or null
 };
 
 // reset_after: n = tanh(a_x_n + r*hn), hn = a_h_n + b_hn;
@@ -110,7 +110,7 @@ struct DenseBackward {
   T* dh;           // [n] in: reaching h', out: 0
   const T* dy;     // [n] or null
   T* ds;           // [n]
-  T* dg;           // [n]
+  T* dg;           // [n] a second copy of ds, or null
 };
 
 template <typename T>

@@ -130,7 +130,7 @@ void lstm_backward(const LstmBackward<T>& a) {
     lstm_backward_loop<T, false>(n, g, g + gs, g + 2 * gs, g + 3 * gs,
                                  a.c_prev, a.c_new, a.dh, nullptr, a.dc, ds,
                                  ds + gs, ds + 2 * gs, ds + 3 * gs);
-  for (index_t k = 0; k < 4; ++k)
+  for (index_t k = 0; a.dg && k < 4; ++k)
     std::memcpy(a.dg + k * gs, ds + k * gs, sizeof(T) * n);
 }
 
@@ -275,7 +275,7 @@ void dense_backward(const DenseBackward<T>& a) {
   else
     a.dy ? dense_backward_loop<T, false, true>(a.n, a.h_new, a.dy, a.dh, a.ds)
          : dense_backward_loop<T, false, false>(a.n, a.h_new, a.dy, a.dh, a.ds);
-  std::memcpy(a.dg, a.ds, sizeof(T) * a.n);
+  if (a.dg) std::memcpy(a.dg, a.ds, sizeof(T) * a.n);
 }
 
 template <typename T>
