@@ -667,3 +667,36 @@ def test_rows_sum_alike_whatever_the_height_of_the_product(isa, dtype, rng):
         _core._testing_gemm("N", "T", 1.0, np.ascontiguousarray(a[:M, :short]), bs, 0.0, got)
         assert _core._testing_reads_b_in_place(M, bs)
         np.testing.assert_array_equal(got, ref[:M], f"swapped M={M}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transposed_a_product_gives_the_bits_of_a_not_transposed(isa, dtype, rng):
+    # gemm(T, N) with beta == 0 and A's columns at least twice B's computes
+    # C^T = B^T A and transposes it (the backward's dW = dG^T x): the same
+    # bits as gemm(N, N) on a copy of A^T, whose tiles all keep one chain
+    # per element -- as long as every tile of both sides has 4 rows or
+    # more, which the swap checks.  A transposed A goes by slabs of MR-row
+    # tiles, the last X % MR rows: with 1-3 (225 rows, MR 14; 512, MR 6)
+    # that tile splits its sums, swapped or not, and only the product is
+    # checked.  Strided and contiguous C, K across K blocks.
+    mr = tile(isa, dtype)[0]
+
+    def whole(rows):
+        return rows >= 4 and (rows % mr == 0 or rows % mr >= 4)
+
+    for M, N, K in ((512, 128, 300), (200, 50, 37), (225, 100, 50),
+                    (100, 100, 64), (60, 7, 30), (28, 4, 5), (64, 30, 1000),
+                    (1000, 200, 20), (96, 48, 1)):
+        a = strided(rng, K, M, dtype)
+        b = strided(rng, K, N, dtype)
+        for contiguous in (False, True):
+            c = c_start(rng, M, N, dtype, 0.0)
+            if contiguous:
+                c = np.ascontiguousarray(c)
+            _core._testing_gemm("T", "N", 0.75, a, b, 0.0, c)
+            assert_product(c, 0.75, a.T, b, 0.0, None, f"TN M={M} N={N} K={K}")
+            if not (whole(M) and whole(N)):
+                continue
+            want = np.full((M, N), np.nan, dtype)
+            _core._testing_gemm("N", "N", 0.75, np.ascontiguousarray(a.T), b, 0.0, want)
+            np.testing.assert_array_equal(c, want, f"TN M={M} N={N} K={K}")
