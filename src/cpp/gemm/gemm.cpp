@@ -332,7 +332,9 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   if (ta == Trans::N && tb == Trans::T && swaps(uk, M, N, K, B, ldb))
     return swapped(uk, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (ta == Trans::T && tb == Trans::N && swaps_tn(uk, M, N, beta)) {
-    thread_local detail::AlignedBuffer<T> ct_room, t_room;
+    // Not thread_local: C^T is as large as C (a whole dW), which a thread
+    // would keep for good; freed, its block goes back to the pool (cache.h).
+    detail::AlignedBuffer<T> ct_room, t_room;
     T* const ct = ct_room.reserve(std::size_t(N * M));
     gemm<T>(Trans::T, Trans::N, N, M, K, alpha, B, ldb, A, lda, T(0), ct, M);
     // C[m, n] = ct[n*M + m], straight into a contiguous C.
