@@ -111,13 +111,14 @@ class Pool {
   // the one the caller is on, when there are others.  Why: the region's
   // threads meet at a barrier every time step, and a worker woken onto the
   // caller's CPU shares it with the caller until the scheduler moves one of
-  // them.  On a VM whose other vCPU has been idle, the guest's scheduler
-  // sees that vCPU as unavailable (preempted by the host) and wakes the
-  // worker beside its waker: an LSTM at T = 100, B = 1, H = 256 called
-  // every 50 ms took 8.5-8.9 ms on 2 threads (median), 1.8x its 1-thread
-  // time and 4x its time back to back; with the caller's CPU left out,
-  // 2.2-2.4 ms.  The masks change only when the caller is found on another
-  // CPU than last time (sched_getcpu reads it without a system call).
+  // them.  On this project's VM, a worker woken after the other vCPU had
+  // been idle for a while was put beside its waker (probably because the
+  // guest takes an idle vCPU for preempted by the host): an LSTM at T =
+  // 100, B = 1, H = 256 called every 50 ms took 8.5-8.9 ms on 2 threads
+  // (median), 1.8x its 1-thread time and 4x its time back to back; with
+  // the caller's CPU left out, 2.2-2.4 ms.  The masks change only when the
+  // caller is found on another CPU than last time (sched_getcpu reads it
+  // without a system call).
   void keep_off_callers_cpu() {
 #if defined(__linux__)
     const int cpu = sched_getcpu();
