@@ -205,6 +205,18 @@ void blocked(const GemmKernels<T>& uk, index_t M, index_t n0, index_t n1,
   }
 }
 
+// C [M, N] (row stride ldc) = ct^T, ct [N, M] contiguous: straight into a
+// contiguous C, else through t_room and row copies.
+template <typename T>
+void transpose_into(const GemmKernels<T>& uk, const T* ct, index_t M,
+                    index_t N, T* C, index_t ldc,
+                    detail::AlignedBuffer<T>& t_room) {
+  if (ldc == N) return uk.pack_t(ct, M, N, N, M, C);
+  T* const t = t_room.reserve(std::size_t(M * N));
+  uk.pack_t(ct, M, N, N, M, t);
+  for (index_t i = 0; i < M; ++i) std::copy_n(t + i * N, N, C + i * ldc);
+}
+
 // A product that gains from running with its operands swapped, C^T =
 // B A^T (swapped() below): C = A B^T with B [N, K] row-major (the cells'
 // x W^T, W a weight matrix) whose rows the micro-kernel can read in place,
@@ -285,11 +297,7 @@ void swapped(const GemmKernels<T>& uk, index_t M, index_t N, index_t K,
                 ct + r0 * M + wide, M, backwards, true);
     }
   }
-  // C[m, n] = ct[n*M + m]: transposed straight into a contiguous C.
-  if (ldc == N) return uk.pack_t(ct, M, N, N, M, C);
-  T* const t = t_room.reserve(std::size_t(M * N));
-  uk.pack_t(ct, M, N, N, M, t);
-  for (index_t i = 0; i < M; ++i) std::copy_n(t + i * N, N, C + i * ldc);
+  transpose_into(uk, ct, M, N, C, ldc, t_room);  // C[m, n] = ct[n*M + m]
 }
 
 // A transposed and B not, the backward's dW = dG^T x (M = G*H rows, N = I
@@ -337,12 +345,7 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
     detail::AlignedBuffer<T> ct_room, t_room;
     T* const ct = ct_room.reserve(std::size_t(N * M));
     gemm<T>(Trans::T, Trans::N, N, M, K, alpha, B, ldb, A, lda, T(0), ct, M);
-    // C[m, n] = ct[n*M + m], straight into a contiguous C.
-    if (ldc == N) return uk.pack_t(ct, M, N, N, M, C);
-    T* const t = t_room.reserve(std::size_t(M * N));
-    uk.pack_t(ct, M, N, N, M, t);
-    for (index_t i = 0; i < M; ++i) std::copy_n(t + i * N, N, C + i * ldc);
-    return;
+    return transpose_into(uk, ct, M, N, C, ldc, t_room);
   }
   thread_local detail::AlignedBuffer<T> buffer, a_buffer;
   const View<T> b = op_view(tb, B, ldb);

@@ -93,8 +93,8 @@ class Pool {
 
  private:
   void grow(int workers) {
-    while (static_cast<int>(workers_.size()) < workers) {
-      const int tid = static_cast<int>(workers_.size()) + 1;
+    while (static_cast<int>(handles_.size()) < workers) {
+      const int tid = static_cast<int>(handles_.size()) + 1;
       std::thread worker([this, tid] { work(tid); });
 #if defined(__linux__)
       pthread_setname_np(worker.native_handle(), "rnncore-worker");
@@ -103,7 +103,6 @@ class Pool {
 #endif
       handles_.push_back(worker.native_handle());
       worker.detach();
-      workers_.push_back(std::move(worker));
     }
   }
 
@@ -169,8 +168,7 @@ class Pool {
   int job_threads_ = 0;
   std::atomic<int> pending_{0};
   std::exception_ptr error_;  // the running region's first exception
-  std::vector<std::thread> workers_;
-  std::vector<pthread_t> handles_;  // the workers' (detached, never exit)
+  std::vector<pthread_t> handles_;  // the workers (detached, never exit)
 #if defined(__linux__)
   cpu_set_t cpus_{};       // the CPUs the newest worker started with
   int callers_cpu_ = -1;   // the one the workers' masks leave out
