@@ -12,6 +12,14 @@ so NumPy's per-call overhead (~1 us) shows on the smallest shapes.  For
 M = 1 the product is a GEMV that streams W once: the ``GB/s`` column is
 K*N*itemsize / time, to compare with the memory (or cache) bandwidth.
 
+With ``--pack`` it measures the packing of a weight matrix W [4H, H] into
+the panels of W^T (the transposing pack each call makes of W_ih and
+W_hh), from cache (the same W every time) and from L3 (16 different
+copies in turn), beside NumPy's copy of as many bytes (``np.copyto``), the
+rate a pack could reach at best::
+
+    python bench/gemm_bench.py --pack
+
 With ``--sequence`` it measures instead the products over all T*B rows of
 a sequence (R = T*B rows, GH = 4H gates, I = H inputs), as the cells run
 them once per call: the forward's input projection ``xp = x W_ih^T`` (NT),
@@ -144,6 +152,35 @@ def bench_sequence(rng, R, H, dtype):
     return {name: 2.0 * R * GH * I / v / 1e9 for name, v in t.items()}
 
 
+def main_pack(rng, dtype):
+    """Packing W [4H, H] (transposed) per call: GiB/s of W, and NumPy's copy."""
+    print("| H | W MiB | pack, in cache GiB/s | pack, from L3 GiB/s "
+          "| numpy copy, from L3 GiB/s |")
+    print("|---:|---:|---:|---:|---:|")
+    for H in (128, 256, 512, 1024):
+        copies = [rng.standard_normal((4 * H, H)).astype(dtype) for _ in range(16)]
+        out = np.empty_like(copies[0])
+        nbytes = copies[0].nbytes
+
+        def pack(arrays):
+            def run(repeat):
+                for _ in range(repeat):
+                    for w in arrays:
+                        _core._TestingPackedB("T", w)
+            return run
+
+        def copy(repeat):
+            for _ in range(repeat):
+                for w in copies:
+                    np.copyto(out, w)
+
+        t = seconds_per_call({"hot": pack([copies[0]] * 16),
+                              "cold": pack(copies), "copy": copy})
+        rate = {k: 16 * nbytes / v / 2**30 for k, v in t.items()}
+        print(f"| {H} | {nbytes / 2**20:.2f} | {rate['hot']:.1f} | {rate['cold']:.1f} "
+              f"| {rate['copy']:.1f} |", flush=True)
+
+
 def main_sequence(rng, dtype):
     print("| H | R | NN dx | TN dW | NT xp | numpy NN | numpy TN | numpy NT |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -163,6 +200,8 @@ def main():
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--sequence", action="store_true",
                         help="the products over all T*B rows (see above)")
+    parser.add_argument("--pack", action="store_true",
+                        help="the transposing pack of W per call (see above)")
     args = parser.parse_args()
     if args.isa:
         _core._set_isa(args.isa)
@@ -174,6 +213,8 @@ def main():
         print("warning: OPENBLAS_CORETYPE is set; NumPy may run a slower kernel")
     if args.sequence:
         return main_sequence(rng, dtype)
+    if args.pack:
+        return main_pack(rng, dtype)
 
     print("| H | M | gemm GFLOP/s | packed GFLOP/s | numpy GFLOP/s "
           "| packed/numpy | packed GB/s |")
