@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/checks.h"
+#include "rnncore/cache.h"
 #include "rnncore/cpu.h"
 #include "rnncore/threads.h"
 
@@ -28,6 +29,14 @@ void register_info(py::module_& m) {
                  std::to_string(n));
     threads::set_num_threads(n);
   });
+  m.def("memory_info", [] {
+    py::dict d;
+    d["pooled_bytes"] = detail::pool_cached_bytes();
+    d["in_use_bytes"] = detail::pool_in_use_bytes();
+    d["peak_bytes"] = detail::pool_peak_bytes();
+    return d;
+  });
+  m.def("release_memory", &detail::pool_release);
   m.def("get_flush_denormal", &threads::flush_denormal);
   m.def("set_flush_denormal", &threads::set_flush_denormal, py::arg("on"));
   m.def("_available_isas", &cpu::available_isas,

@@ -348,8 +348,7 @@ void register_testing(py::module_& m) {
         },
         py::arg("bytes"), py::arg("count") = 1);
   m.def("_testing_pool_limits", [] {
-    return py::make_tuple(detail::kPoolMinBytes, detail::kPoolCapBytes,
-                          detail::kPoolMaxBlockBytes);
+    return py::make_tuple(detail::kPoolMinBytes, detail::kPoolCapBytes);
   });
   m.def("_testing_reads_b_in_place", &testing_reads_b_in_place, py::arg("M"),
         py::arg("B"),

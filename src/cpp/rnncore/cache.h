@@ -30,23 +30,35 @@ constexpr std::size_t kHugePage = std::size_t(2) << 20;
 // cache, the backward's work, packed weights, the arrays a call returns)
 // come from a process-wide pool of freed blocks: freed, a block is kept for
 // the next call that asks for its size class (at most 1/16 larger than
-// asked), up to kPoolCapBytes in all (the oldest go first), blocks above
-// kPoolMaxBlockBytes never.  Why: the C library gives such blocks back to
-// the system when they are freed and takes fresh pages for the next call,
-// one page fault per 4 KiB -- 1,168 faults per forward+backward of a GRU
-// at T=100, B=16, H=128, none with the pool: 0.87x the time (tanh RNN
-// 0.78x, LSTM 0.94x; lockstep A/B, a training loop of one shape).  Blocks
-// are 64-byte aligned, huge-page aligned from kHugeBytes.  Thread-safe (one
-// mutex, held for a list lookup); after fork() the child's pool is usable.
+// asked), the oldest going first once the pool's blocks and those in use
+// together would pass the cap: kPoolCapBytes, or, when the process has had
+// more in use at once (the peak), the peak and an eighth.  So the pool
+// never makes rnncore hold much more memory than the most it has held for
+// its calls, and a training loop of any size gets its buffers back with
+// their pages.  Why: the C library
+// gives large blocks back to the system when they are freed and takes
+// fresh pages for the next call, one page fault per 4 KiB (or a zeroed
+// 2 MiB huge page) -- 1,168 faults per forward+backward of a GRU at T=100,
+// B=16, H=128, none with the pool: 0.87x the time (tanh RNN 0.78x, LSTM
+// 0.94x; lockstep A/B, a training loop of one shape); with blocks above
+// 32 MiB kept too (the cap was 64 MiB, the largest block 32 MiB), LSTM
+// fwd+bwd T=20, B=256, H=1024 (an 80 MiB cache): 0.84x.  pool_release()
+// (rnncore.release_memory()) gives every pooled block back and forgets the
+// peak.  Blocks are 64-byte aligned, huge-page aligned from kHugeBytes.
+// Thread-safe (one mutex, held for a list lookup); after fork() the child's
+// pool is usable.
 constexpr std::size_t kPoolMinBytes = std::size_t(64) << 10;
 constexpr std::size_t kPoolCapBytes = std::size_t(64) << 20;
-constexpr std::size_t kPoolMaxBlockBytes = std::size_t(32) << 20;
 // Any size: below kPoolMinBytes a plain aligned allocation.
 void* allocate_block(std::size_t bytes);
 void free_block(void* p, std::size_t bytes) noexcept;
 // Bytes held by the pool, free for reuse (tests).
 std::size_t pool_cached_bytes();
-// Frees every block the pool holds (tests).
+// Bytes of pool-sized blocks in use now, and the most in use at once since
+// the start or the last pool_release() (tests).
+std::size_t pool_in_use_bytes();
+std::size_t pool_peak_bytes();
+// Frees every block the pool holds and sets the peak to the bytes in use.
 void pool_release() noexcept;
 }  // namespace detail
 
