@@ -108,26 +108,34 @@ void* allocate_block(std::size_t bytes) {
                           std::align_val_t(kBlockAlign));
   const std::size_t cls = size_class(bytes);
   Pool& pool = Pool::get();
-  std::lock_guard<std::mutex> lock(pool.mutex);
-  // The newest block of the class: the likeliest still in cache.
-  for (auto it = pool.blocks.rbegin(); it != pool.blocks.rend(); ++it)
-    if (it->first == cls) {
-      void* p = it->second;
-      pool.cached -= cls;
-      pool.blocks.erase(std::next(it).base());
-      pool.in_use += cls;
-      RNNCORE_UNPOISON(p, cls);
-      return p;
-    }
-  // A new block: first the pooled ones that, with it and those in use,
-  // would pass the cap (a call of new shapes does not add its blocks to
-  // the previous shapes' but takes their place).
-  const std::size_t wanted = pool.in_use + cls;
-  pool.trim(wanted < pool.cap() ? pool.cap() - wanted : 0);
-  void* p = new_block(cls);
-  pool.in_use = wanted;
-  pool.peak = std::max(pool.peak, wanted);
-  return p;
+  {
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    // The newest block of the class: the likeliest still in cache.
+    for (auto it = pool.blocks.rbegin(); it != pool.blocks.rend(); ++it)
+      if (it->first == cls) {
+        void* p = it->second;
+        pool.cached -= cls;
+        pool.blocks.erase(std::next(it).base());
+        pool.in_use += cls;
+        RNNCORE_UNPOISON(p, cls);
+        return p;
+      }
+    // A new block: first out the pooled ones that, with it and those in
+    // use, would pass the cap (a call of new shapes does not add its
+    // blocks to the previous shapes' but takes their place).  Counted as
+    // in use from here; allocated outside the lock.
+    const std::size_t wanted = pool.in_use + cls;
+    pool.trim(wanted < pool.cap() ? pool.cap() - wanted : 0);
+    pool.in_use = wanted;
+    pool.peak = std::max(pool.peak, wanted);
+  }
+  try {
+    return new_block(cls);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    pool.in_use -= cls;
+    throw;
+  }
 }
 
 void free_block(void* p, std::size_t bytes) noexcept {
