@@ -19,6 +19,7 @@ SHAPES = [  # (T, B, I, H): T=1, B=1, H not a multiple of 16, I != H
     (7, 3, 5, 17),
     (4, 1, 8, 3),
     (5, 6, 2, 33),
+    (12, 1, 5, 40),  # batch 1, T > 8: W packed forward, read in place backward
 ]
 
 

@@ -63,7 +63,8 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
 
   cells::bptt_loop(cache, 1, [&](const Slice& sl) {
     cells::ColBlock<T> W(cache.W_hh.data(), H, H, sl.p0, sl.cols(),
-                         cells::direct_rows(s), d.B);
+                         cells::direct_cols(s, std::size_t(H * H) * sizeof(T)),
+                         d.B);
     std::vector<T> keep = cells::state_keep<T>(s, sl.cols());
     return [&, sl, W = std::move(W), keep = std::move(keep)](
                index_t step, int /*parity*/, threads::Barrier& barrier) mutable {

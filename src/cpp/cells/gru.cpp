@@ -101,7 +101,8 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n, T* dx,
     std::vector<T> drh(kResetAfter ? 0 : d.B * n);  // d(r*h), own units
     std::vector<T> keep = cells::state_keep<T>(s, n);
     // W_hh[gates through h, j0:j1]; reset before also W_hn[:, j0:j1].
-    const bool direct = cells::direct_rows(s);
+    const bool direct =
+        cells::direct_cols(s, std::size_t(3 * H * H) * sizeof(T));
     cells::ColBlock<T> W(cache.W_hh.data(), H, kResetAfter ? GH : 2 * H, sl.j0,
                          n, direct, d.B);
     cells::ColBlock<T> Wn;

@@ -99,7 +99,8 @@ void run_backward(const Cache<T>& cache, const T* dy, const T* dh_n,
     std::vector<T> dhc(kProj ? d.B * n : 0);  // reaching o*tanh(c), own units
     std::vector<T> keep = cells::state_keep<T>(s, sl.cols());
     // W_hh[:, p0:p1] [4H, cols] and W_hr[:, j0:j1] [P, n].
-    const bool direct = cells::direct_rows(s);
+    const bool direct =
+        cells::direct_cols(s, std::size_t(GH * P) * sizeof(T));
     cells::ColBlock<T> W(cache.W_hh.data(), P, GH, sl.p0, sl.cols(), direct, d.B);
     cells::ColBlock<T> Wr;
     if (kProj) Wr = cells::ColBlock<T>(cache.W_hr.data(), H, P, sl.j0, n, direct, d.B);

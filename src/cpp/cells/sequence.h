@@ -167,6 +167,20 @@ inline bool direct_rows(const Schedule& s) {
   return s.d.B == 1 && s.steps() <= 8;
 }
 
+// Whether BPTT's step products dh = dG W_hh read W_hh where it is
+// (ColBlock direct, gemv_n: W streamed row by row, each row scaled into
+// dh) rather than packing it for the call: the short batch-1 calls of
+// direct_rows, and any batch-1 call whose W_hh (w_bytes, all of it: the
+// choice must not depend on the thread count) is at most 1 MiB -- read
+// once per step either way, from L2, so the pack is all the difference:
+// fwd+bwd at B=1, LSTM H=32-256 0.94-0.98x the time, GRU H=128-256
+// 0.97-0.99x; at H=512 (3-4 MiB, from L3) 1.01x, kept packed (lockstep
+// A/B, Zen 4).
+constexpr std::size_t kDirectColsBytes = std::size_t(1) << 20;
+inline bool direct_cols(const Schedule& s, std::size_t w_bytes) {
+  return direct_rows(s) || (s.d.B == 1 && w_bytes <= kDirectColsBytes);
+}
+
 // Products of at most this many rows in all (a one-step batch-1 call, or
 // two) read W where it is however it is used: the input projection
 // (GateRows) and dx = dG W_ih (gemv_n), instead of packing W for them.
