@@ -173,9 +173,9 @@ inline bool direct_rows(const Schedule& s) {
 // direct_rows, and any batch-1 call whose W_hh (w_bytes, all of it: the
 // choice must not depend on the thread count) is at most 1 MiB -- read
 // once per step either way, from L2, so the pack is all the difference:
-// fwd+bwd at B=1, LSTM H=32-256 0.94-0.98x the time, GRU H=128-256
-// 0.97-0.99x; at H=512 (3-4 MiB, from L3) 1.01x, kept packed (lockstep
-// A/B, Zen 4).
+// fwd+bwd at B=1, LSTM H=32-256 0.94-0.98x the time, GRU H=32-256
+// 0.93-0.99x, tanh RNN 0.88-0.97x; at H=512 (3-4 MiB, from L3) 0.99-1.01x,
+// kept packed (lockstep A/B, Zen 4).
 constexpr std::size_t kDirectColsBytes = std::size_t(1) << 20;
 inline bool direct_cols(const Schedule& s, std::size_t w_bytes) {
   return direct_rows(s) || (s.d.B == 1 && w_bytes <= kDirectColsBytes);
