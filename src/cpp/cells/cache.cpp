@@ -76,6 +76,11 @@ struct Pool {
   // (about 100 page faults per LSTM backward at T=40, B=256, H=256 on 2
   // threads, none on 1).
   std::size_t cap() const { return std::max(kPoolCapBytes, peak + peak / 8); }
+  // What the pool may keep beside `used` bytes in use.
+  std::size_t room(std::size_t used) const {
+    const std::size_t c = cap();
+    return used < c ? c - used : 0;
+  }
   // Deletes the oldest blocks while `cached` is above `keep`.  Mutex held.
   void trim(std::size_t keep) {
     while (cached > keep && !blocks.empty()) {
@@ -125,7 +130,7 @@ void* allocate_block(std::size_t bytes) {
     // blocks to the previous shapes' but takes their place).  Counted as
     // in use from here; allocated outside the lock.
     const std::size_t wanted = pool.in_use + cls;
-    pool.trim(wanted < pool.cap() ? pool.cap() - wanted : 0);
+    pool.trim(pool.room(wanted));
     pool.in_use = wanted;
     pool.peak = std::max(pool.peak, wanted);
   }
@@ -149,9 +154,9 @@ void free_block(void* p, std::size_t bytes) noexcept {
     pool.in_use -= cls;
     // Room for it, the oldest blocks out first (within the cap, blocks in
     // use included, unless it alone is larger).
-    const std::size_t cap = pool.cap() - std::min(pool.cap(), pool.in_use);
-    if (cls <= cap) {
-      pool.trim(cap - cls);
+    const std::size_t room = pool.room(pool.in_use);
+    if (cls <= room) {
+      pool.trim(room - cls);
       try {
         pool.blocks.emplace_back(cls, p);
         pool.cached += cls;
