@@ -31,9 +31,12 @@
 // Sizes come from the per-core caches of the target, AMD Zen 4 (L1d 32 KiB
 // 8-way, L2 1 MiB 8-way; Intel Skylake-SP .. Sapphire Rapids have 32-48 KiB
 // and 1-2 MiB, so the same numbers suit them):
-//   KC: the tallest Ã (MR x KC) fills half of L1; the other half holds
-//       the B̃ lines in flight and the C tile.  fp32 AVX-512 (MR 14): 288;
-//       fp64: 144; fp32 AVX2 (MR 6): 680.  Products of 1-3 rows get longer
+//   KC: the tallest Ã (MR x KC) fills GemmKernels::panel_bytes: half of
+//       L1 for the AVX2 and reference tiles (the other half holds the B̃
+//       lines in flight and the C tile; fp32 AVX2, MR 6: 680), 56 KiB for
+//       AVX-512's (MR 14: fp32 1024, fp64 512), whose C tiles, reloaded
+//       once per K block, cost more than Ã streaming from L2
+//       (gemm_avx512.cpp).  Products of 1-3 rows get longer
 //       runs, capped at 1024 (C's load and store are then < 0.1% of the
 //       work): the GEMV (M = 1) reads each B̃ panel as one forward stream.
 //       From 4 rows on, KC is that of MR rows whatever M, so a product's
@@ -45,15 +48,15 @@
 //       block paid a whole pass of C loads and stores for 32 steps (on
 //       this project's VM the difference is within its +-4% noise).
 //   NC: the B block (KC x NC) fills half of L2, leaving room for the C rows
-//       and the A stream.  fp32 AVX-512: 448 columns at KC = 288 (14
-//       panels of 32), 512 at KC = 256.
+//       and the A stream.  fp32 AVX-512: 128 columns at KC = 1024 (4
+//       panels of 32), 256 at KC = 512.
 //   MC: when A is transposed, a line of Ã (MR values of a row of A) is a
 //       short piece of a row of A, and the rows are far apart (the RNN's
 //       dG^T: 4 KiB, so every row falls in the same L1 set and in few L2
 //       sets); packing one micro-panel at a time then reads each cache line
 //       of A from L3 about twice, for little more than 56 of its 64 bytes.
-//       Instead the Ã panels of MC rows (a quarter of L2: 224 for fp32
-//       AVX-512) are packed at once, reading whole stretches of rows of A
+//       Instead the Ã panels of MC rows (a quarter of L2: 56 for fp32
+//       AVX-512 at KC = 1024, 224 at 256) are packed at once, reading whole stretches of rows of A
 //       (TN 1024 x 256 x 3200: 90 -> 105 GFLOP/s), and, K blocks outermost,
 //       once per K block rather than once per column block (TN dW = dG^T x,
 //       3072 x 1024 x 5120: 0.89-0.90x the time; packing was 15% of it).
@@ -74,9 +77,10 @@ namespace rnncore::gemm {
 constexpr std::size_t kL1Bytes = 32 * 1024;
 constexpr std::size_t kL2Bytes = 1024 * 1024;
 constexpr index_t kMaxKC = 1024;
-// Capacity of the stack buffer for one Ã micro-panel; KC is chosen so that
-// min(M, MR) x KC values fit.
-constexpr std::size_t kPanelBytes = kL1Bytes / 2;
+// Capacity of the stack buffer for one Ã micro-panel: the largest
+// GemmKernels::panel_bytes of any ISA; KC is chosen so that min(M, MR) x KC
+// values fit in the kernels' own budget.
+constexpr std::size_t kPanelBytes = 56 * 1024;
 
 // Tiles of at least this many rows keep one chain per element (the full
 // tile's arithmetic, ukernel_simd.h); shorter ones split their sums.
@@ -97,7 +101,8 @@ Blocking blocking(const kernels::GemmKernels<T>& uk, index_t M, index_t K,
   const std::size_t rows =
       std::size_t(M < kFullArithmeticRows ? M : uk.mr);
   const index_t kc_max =
-      std::min(kMaxKC, index_t(kPanelBytes / (rows * sizeof(T))) / 8 * 8);
+      std::min(kMaxKC, index_t(std::min(uk.panel_bytes, kPanelBytes) /
+                               (rows * sizeof(T))) / 8 * 8);
   const index_t k_blocks = std::max<index_t>(1, (K + kc_max - 1) / kc_max);
   const index_t kc =
       std::min(kc_max, ((K + k_blocks - 1) / k_blocks + 7) / 8 * 8);

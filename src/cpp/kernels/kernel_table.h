@@ -5,6 +5,7 @@
 // own kernel families (e.g. point-wise gates) next to `f32` / `f64`.
 #pragma once
 
+#include <cstddef>
 #include <type_traits>
 
 #include "kernels/gates.h"
@@ -107,6 +108,9 @@ struct GemmKernels {
   GemvN<T> gemv_n = nullptr;
   index_t nr_narrow = 0;
   UKernelRows<T> ukernel_rows_narrow = nullptr;
+  // Bytes of the Ã micro-panel of a full tile (MR x KC): sets KC, the
+  // length of the products' K blocks (gemm/blocking.h).
+  std::size_t panel_bytes = 16 * 1024;
 };
 
 struct KernelTable {
