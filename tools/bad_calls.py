@@ -154,6 +154,24 @@ def functional_backward(rng):
     return f"F.{cell}_backward", getattr(F, f"{cell}_backward"), grads
 
 
+PACKED = {"lstm": F.PackedLSTM, "gru": F.PackedGRU, "rnn": F.PackedRNN}
+WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def packed_ctor(rng):
+    name, _, kw = functional_forward(rng)
+    cell = name[2:-8]
+    return f"F.Packed{cell.upper()}", PACKED[cell], {k: kw[k] for k in WEIGHTS}
+
+
+def packed_call(rng):
+    name, _, kw = functional_forward(rng)
+    cell = name[2:-8]
+    layer = PACKED[cell](**{k: kw[k] for k in WEIGHTS})
+    call = {k: v for k, v in kw.items() if k not in WEIGHTS and k != "keep_cache"}
+    return f"F.Packed{cell.upper()}()", layer, call
+
+
 LAYERS = [rnncore.LSTM, rnncore.GRU, rnncore.RNN]
 CELLS = [rnncore.LSTMCell, rnncore.GRUCell, rnncore.RNNCell]
 
@@ -389,7 +407,7 @@ def torch_forward(rng):
     return "torch.forward", module, dict(input=x, lengths=lengths)
 
 
-BUILDERS = [functional_forward, functional_backward, layer_ctor, layer_forward, layer_backward,
+BUILDERS = [functional_forward, functional_backward, packed_ctor, packed_call, layer_ctor, layer_forward, layer_backward,
             layer_load_state_dict, layer_misc, cell_ctor, cell_forward, load_file, save_file, set_threads,
             nn_module, nn_forward, loss_call, optimizer_ctor, optimizer_use, schedule, training_tool]
 

@@ -48,7 +48,15 @@ __all__ = [
     "gru_backward",
     "rnn_forward",
     "rnn_backward",
+    "PackedLSTM",
+    "PackedGRU",
+    "PackedRNN",
 ]
+
+
+def _check_nonlinearity(fn: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{fn}: nonlinearity must be 'tanh' or 'relu', got {type(value).__name__}")
 
 
 def _flag(fn: str, name: str, value: object) -> bool:
@@ -192,10 +200,7 @@ def rnn_forward(
     cache : object or None
     """
     fn = "rnn_forward"
-    if not isinstance(nonlinearity, str):
-        raise TypeError(
-            f"{fn}: nonlinearity must be 'tanh' or 'relu', got {type(nonlinearity).__name__}"
-        )
+    _check_nonlinearity(fn, nonlinearity)
     return _core.rnn_forward(
         x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths,
         _flag(fn, "reverse", reverse), nonlinearity,
@@ -211,3 +216,146 @@ def rnn_backward(cache, dy, dh_n=None) -> RNNGrads:
     RNNGrads
     """
     return RNNGrads(*_core.rnn_backward(cache, dy, dh_n))
+
+
+class _Packed:
+    """What the three packed layers share (see :class:`PackedLSTM`)."""
+
+    _cell = ""
+
+    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None, weight_hr=None):
+        self._fn = type(self).__name__
+        self._packed = _core.PackedWeights(
+            self._cell, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, self._fn)
+
+    @property
+    def input_size(self) -> int:
+        return self._packed.input_size
+
+    @property
+    def hidden_size(self) -> int:
+        return self._packed.hidden_size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._packed.dtype
+
+    @property
+    def packed_bytes(self) -> int:
+        """Bytes of the panels packed so far (a copy of the weights per thread count used)."""
+        return self._packed.packed_bytes
+
+    def weights(self) -> dict:
+        """The frozen copies (read-only arrays; biases None without bias)."""
+        p = self._packed
+        out = {"weight_ih": p.weight_ih, "weight_hh": p.weight_hh,
+               "bias_ih": p.bias_ih, "bias_hh": p.bias_hh}
+        if self._cell == "lstm":
+            out["weight_hr"] = p.weight_hr
+        return out
+
+    def _check_x(self, x) -> None:
+        # The weights' checks would blame weight_ih for an x of the wrong
+        # width or dtype; name x instead.
+        if not isinstance(x, np.ndarray) or x.ndim != 3:
+            return  # the forward function's own checks name x
+        if x.dtype != self.dtype:
+            raise TypeError(
+                f"{self._fn}: x has dtype {x.dtype}, but the packed weights are "
+                f"{self.dtype} (pack them from arrays of x's dtype)")
+        if x.shape[2] != self.input_size:
+            raise ValueError(
+                f"{self._fn}: x must be [T, B, I] with I = {self.input_size} (the "
+                f"packed weight_ih's axis 1), got shape {tuple(x.shape)}")
+
+    def __repr__(self) -> str:
+        return (f"{self._fn}(input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"dtype={self.dtype}, packed_bytes={self.packed_bytes})")
+
+
+class PackedLSTM(_Packed):
+    """An LSTM layer's weights, copied once and kept packed, for repeated inference.
+
+    ``PackedLSTM(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=None)``
+    checks the weights as :func:`lstm_forward` does and copies them: later
+    changes to the arrays passed in do not reach it.  Calling it is
+    ``lstm_forward(x, h0, c0, <the copies>, keep_cache=False)`` and returns
+    ``(y, h_n, c_n)``, the same bit for bit, minus the packing of the
+    weights into the GEMM's panels that every forward pass does: the first
+    call packs them and they are kept -- one copy of the weights per thread
+    count the calls run on (:attr:`packed_bytes`).  This is what an ONNX
+    Runtime session does when it is created; it pays for batch-1 and short
+    calls repeated many times (LSTM T=100 B=1 H=256: about 0.9x the time of
+    :func:`lstm_forward`).  Safe to call from several threads at once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnncore.functional import PackedLSTM, lstm_forward
+    >>> w_ih, w_hh = np.full((12, 2), 0.1), np.full((12, 3), 0.1)
+    >>> lstm = PackedLSTM(w_ih, w_hh)
+    >>> x = np.ones((4, 1, 2))
+    >>> y, h_n, c_n = lstm(x)
+    >>> bool((y == lstm_forward(x, None, None, w_ih, w_hh, keep_cache=False)[0]).all())
+    True
+    """
+
+    _cell = "lstm"
+
+    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, weight_hr=None):
+        super().__init__(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
+
+    @property
+    def proj_size(self) -> int:
+        return self._packed.proj_size
+
+    def __call__(self, x, h0=None, c0=None, *, lengths=None, reverse=False):
+        """``(y, h_n, c_n)``: see :func:`lstm_forward`."""
+        self._check_x(x)
+        y, h_n, c_n, _ = _core.lstm_forward(
+            x, h0, c0, None, None, None, None, None, lengths,
+            _flag(self._fn, "reverse", reverse), False, packed=self._packed)
+        return y, h_n, c_n
+
+
+class PackedGRU(_Packed):
+    """A GRU layer's weights, copied once and kept packed (see :class:`PackedLSTM`).
+
+    Calling it is ``gru_forward(x, h0, <the copies>, keep_cache=False)``
+    and returns ``(y, h_n)``.
+    """
+
+    _cell = "gru"
+
+    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+        super().__init__(weight_ih, weight_hh, bias_ih, bias_hh)
+
+    def __call__(self, x, h0=None, *, lengths=None, reverse=False, reset_after=True):
+        """``(y, h_n)``: see :func:`gru_forward`."""
+        self._check_x(x)
+        y, h_n, _ = _core.gru_forward(
+            x, h0, None, None, None, None, lengths, _flag(self._fn, "reverse", reverse),
+            _flag(self._fn, "reset_after", reset_after), False, packed=self._packed)
+        return y, h_n
+
+
+class PackedRNN(_Packed):
+    """A dense (Elman) layer's weights, copied once and kept packed (see :class:`PackedLSTM`).
+
+    Calling it is ``rnn_forward(x, h0, <the copies>, keep_cache=False)``
+    and returns ``(y, h_n)``.
+    """
+
+    _cell = "rnn"
+
+    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+        super().__init__(weight_ih, weight_hh, bias_ih, bias_hh)
+
+    def __call__(self, x, h0=None, *, lengths=None, reverse=False, nonlinearity="tanh"):
+        """``(y, h_n)``: see :func:`rnn_forward`."""
+        self._check_x(x)
+        _check_nonlinearity(self._fn, nonlinearity)
+        y, h_n, _ = _core.rnn_forward(
+            x, h0, None, None, None, None, lengths, _flag(self._fn, "reverse", reverse),
+            nonlinearity, False, packed=self._packed)
+        return y, h_n

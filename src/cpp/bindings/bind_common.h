@@ -60,8 +60,13 @@ const T* data_of(const std::optional<py::array>& a) {
 
 template <typename T>
 CellWeights<T> weights_of(const SeqInputs& in) {
+  const PackStore<T>* packs;
+  if constexpr (std::is_same_v<T, float>)
+    packs = in.packs32;
+  else
+    packs = in.packs64;
   return {data_of<T>(in.W_ih), data_of<T>(in.W_hh), data_of<T>(in.b_ih),
-          data_of<T>(in.b_hh), data_of<T>(in.W_hr)};
+          data_of<T>(in.b_hh), data_of<T>(in.W_hr), packs};
 }
 
 inline Schedule schedule_of(const SeqInputs& in, bool reverse) {

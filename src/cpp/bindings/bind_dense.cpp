@@ -16,11 +16,12 @@ dense::Activation activation(const std::string& name) {
 py::object forward(py::handle x, py::handle h0, py::handle W_ih,
                    py::handle W_hh, py::handle b_ih, py::handle b_hh,
                    py::handle lengths, bool reverse,
-                   const std::string& nonlinearity, bool keep_cache) {
+                   const std::string& nonlinearity, bool keep_cache,
+                   py::handle packed) {
   const dense::Activation act = activation(nonlinearity);
   return single_state_forward<dense::Cache>(
-      "rnn_forward", 1, x, h0, W_ih, W_hh, b_ih, b_hh, lengths, reverse,
-      keep_cache, [&](const Schedule& s, auto... args) {
+      "rnn_forward", "rnn", 1, x, h0, W_ih, W_hh, b_ih, b_hh, lengths,
+      reverse, keep_cache, packed, [&](const Schedule& s, auto... args) {
         dense::forward(s, act, args...);
       });
 }
@@ -39,7 +40,7 @@ void register_dense(py::module_& m) {
   m.def("rnn_forward", &forward, py::arg("x"), py::arg("h0"),
         py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"),
         py::arg("bias_hh"), py::arg("lengths"), py::arg("reverse"),
-        py::arg("nonlinearity"), py::arg("keep_cache"));
+        py::arg("nonlinearity"), py::arg("keep_cache"), py::arg("packed") = py::none());
   m.def("rnn_backward", &backward, py::arg("cache"), py::arg("dy"),
         py::arg("dh_n"));
 }

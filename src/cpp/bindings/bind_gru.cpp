@@ -8,10 +8,10 @@ namespace {
 py::object forward(py::handle x, py::handle h0, py::handle W_ih,
                    py::handle W_hh, py::handle b_ih, py::handle b_hh,
                    py::handle lengths, bool reverse, bool reset_after,
-                   bool keep_cache) {
+                   bool keep_cache, py::handle packed) {
   return single_state_forward<gru::Cache>(
-      "gru_forward", 3, x, h0, W_ih, W_hh, b_ih, b_hh, lengths, reverse,
-      keep_cache, [&](const Schedule& s, auto... args) {
+      "gru_forward", "gru", 3, x, h0, W_ih, W_hh, b_ih, b_hh, lengths,
+      reverse, keep_cache, packed, [&](const Schedule& s, auto... args) {
         gru::forward(s, reset_after, args...);
       });
 }
@@ -30,7 +30,7 @@ void register_gru(py::module_& m) {
   m.def("gru_forward", &forward, py::arg("x"), py::arg("h0"),
         py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"),
         py::arg("bias_hh"), py::arg("lengths"), py::arg("reverse"),
-        py::arg("reset_after"), py::arg("keep_cache"));
+        py::arg("reset_after"), py::arg("keep_cache"), py::arg("packed") = py::none());
   m.def("gru_backward", &backward, py::arg("cache"), py::arg("dy"),
         py::arg("dh_n"));
 }

@@ -1,5 +1,6 @@
 // lstm_forward / lstm_backward: arrays -> pointers -> rnncore::lstm.
 #include "bindings/bind_common.h"
+#include "bindings/packed.h"
 #include "rnncore/lstm.h"
 
 namespace rnncore::bindings {
@@ -8,10 +9,12 @@ namespace {
 py::object forward(py::handle x, py::handle h0, py::handle c0, py::handle W_ih,
                    py::handle W_hh, py::handle b_ih, py::handle b_hh,
                    py::handle W_hr, py::handle lengths, bool reverse,
-                   bool keep_cache) {
-  const SeqInputs in =
-      parse_inputs("lstm_forward", 4, x, {{"h0", h0}, {"c0", c0}}, W_ih, W_hh,
-                   b_ih, b_hh, W_hr, lengths);
+                   bool keep_cache, py::handle packed) {
+  const WeightArgs w = weight_args("lstm_forward", "lstm", packed, W_ih, W_hh,
+                                   b_ih, b_hh, W_hr, keep_cache);
+  SeqInputs in = parse_inputs("lstm_forward", 4, x, {{"h0", h0}, {"c0", c0}},
+                              w.W_ih, w.W_hh, w.b_ih, w.b_hh, w.W_hr, lengths);
+  w.attach(in);
   require_forward_memory("lstm_forward", in, 4, keep_cache);
   return with_dtype(in, [&](auto tag) -> py::object {
     using T = decltype(tag);
@@ -67,7 +70,7 @@ void register_lstm(py::module_& m) {
   m.def("lstm_forward", &forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
         py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"),
         py::arg("bias_hh"), py::arg("weight_hr"), py::arg("lengths"),
-        py::arg("reverse"), py::arg("keep_cache"));
+        py::arg("reverse"), py::arg("keep_cache"), py::arg("packed") = py::none());
   m.def("lstm_backward", &backward, py::arg("cache"), py::arg("dy"),
         py::arg("dh_n"), py::arg("dc_n"));
 }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "rnncore/common.h"
+#include "rnncore/packed.h"
 
 namespace rnncore::bindings {
 
@@ -273,6 +274,10 @@ struct SeqInputs {
   std::optional<py::array> b_ih, b_hh, W_hr;
   std::vector<std::optional<py::array>> states;  // h0 (and c0), may be None
   std::vector<index_t> lengths;
+  // The packed weights' store when the weights come from a PackedWeights
+  // (bindings/packed.h), for the dtype of x; else null.
+  const PackStore<float>* packs32 = nullptr;
+  const PackStore<double>* packs64 = nullptr;
 };
 
 inline std::optional<py::array> optional_float(py::handle obj, const Arg& arg,
@@ -283,25 +288,16 @@ inline std::optional<py::array> optional_float(py::handle obj, const Arg& arg,
   return require_float(obj, arg, dtype, shape, dims);
 }
 
-// states: h0 (width P) then, for the LSTM, c0 (width H).  W_hr: the LSTM's
-// projection [P, H] or None (then P = H); None for other cells.
-inline SeqInputs parse_inputs(const char* fn, index_t G, py::handle x,
-                              const std::vector<std::pair<const char*, py::handle>>& states,
-                              py::handle W_ih, py::handle W_hh, py::handle b_ih,
-                              py::handle b_hh, py::handle W_hr, py::handle lengths) {
+// The weights of a G-gate cell into `in` (whose dtype and d.I, the width
+// of x, are set; d.I < 0: W_ih's own width): shapes in PyTorch's layout.
+// W_hr: the LSTM's projection [P, H] or None (then P = H); None for other
+// cells.
+inline void parse_weights(const char* fn, index_t G, SeqInputs& in,
+                          py::handle W_ih, py::handle W_hh, py::handle b_ih,
+                          py::handle b_hh, py::handle W_hr) {
   static const char* gate_dims[] = {"", "[H, I]", "", "[3H, I]", "[4H, I]"};
   static const char* hh_dims[] = {"", "[H, H]", "", "[3H, H]", "[4H, H]"};
   static const char* bias_dims[] = {"", "[H]", "", "[3H]", "[4H]"};
-  SeqInputs in;
-  in.x = require_float(x, {fn, "x"}, std::nullopt, {-1, -1, -1}, "[T, B, I]");
-  in.dtype = in.x.dtype();
-  in.d.T = in.x.shape(0);
-  in.d.B = in.x.shape(1);
-  in.d.I = in.x.shape(2);
-  require_positive(in.d.T, {fn, "x"}, "T (axis 0)");
-  require_positive(in.d.B, {fn, "x"}, "B (axis 1)");
-  require_positive(in.d.I, {fn, "x"}, "I (axis 2)");
-
   const bool projected = !W_hr.is_none();
   if (projected) {
     in.W_hr = require_float(W_hr, {fn, "weight_hr"}, in.dtype, {-1, -1}, "[P, H]");
@@ -316,6 +312,11 @@ inline SeqInputs parse_inputs(const char* fn, index_t G, py::handle x,
     in.d.H = in.d.P = hh.shape(1);
     require_positive(in.d.H, {fn, "weight_hh"}, "H (axis 1)");
   }
+  if (in.d.I < 0) {
+    in.d.I = require_float(W_ih, {fn, "weight_ih"}, in.dtype, {-1, -1},
+                           gate_dims[G]).shape(1);
+    require_positive(in.d.I, {fn, "weight_ih"}, "I (axis 1)");
+  }
   require_indexable(fn, in.d, G);
   const index_t GH = G * in.d.H;
   in.W_hh = require_float(W_hh, {fn, "weight_hh"}, in.dtype, {GH, in.d.P},
@@ -327,6 +328,24 @@ inline SeqInputs parse_inputs(const char* fn, index_t G, py::handle x,
                ": bias_ih and bias_hh must both be given or both be None");
   in.b_ih = optional_float(b_ih, {fn, "bias_ih"}, in.dtype, {GH}, bias_dims[G]);
   in.b_hh = optional_float(b_hh, {fn, "bias_hh"}, in.dtype, {GH}, bias_dims[G]);
+}
+
+// states: h0 (width P) then, for the LSTM, c0 (width H).
+inline SeqInputs parse_inputs(const char* fn, index_t G, py::handle x,
+                              const std::vector<std::pair<const char*, py::handle>>& states,
+                              py::handle W_ih, py::handle W_hh, py::handle b_ih,
+                              py::handle b_hh, py::handle W_hr, py::handle lengths) {
+  SeqInputs in;
+  in.x = require_float(x, {fn, "x"}, std::nullopt, {-1, -1, -1}, "[T, B, I]");
+  in.dtype = in.x.dtype();
+  in.d.T = in.x.shape(0);
+  in.d.B = in.x.shape(1);
+  in.d.I = in.x.shape(2);
+  require_positive(in.d.T, {fn, "x"}, "T (axis 0)");
+  require_positive(in.d.B, {fn, "x"}, "B (axis 1)");
+  require_positive(in.d.I, {fn, "x"}, "I (axis 2)");
+  parse_weights(fn, G, in, W_ih, W_hh, b_ih, b_hh, W_hr);
+  const bool projected = in.W_hr.has_value();
   for (std::size_t k = 0; k < states.size(); ++k) {
     const bool cell_state = k == 1;
     in.states.push_back(optional_float(

@@ -8,6 +8,7 @@ void register_info(py::module_& m);
 void register_lstm(py::module_& m);
 void register_gru(py::module_& m);
 void register_dense(py::module_& m);
+void register_packed(py::module_& m);
 void register_testing(py::module_& m);
 }  // namespace rnncore::bindings
 
@@ -17,5 +18,6 @@ PYBIND11_MODULE(_core, m) {
   rnncore::bindings::register_lstm(m);
   rnncore::bindings::register_gru(m);
   rnncore::bindings::register_dense(m);
+  rnncore::bindings::register_packed(m);
   rnncore::bindings::register_testing(m);
 }

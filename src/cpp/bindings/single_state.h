@@ -5,18 +5,24 @@
 #pragma once
 
 #include "bindings/bind_common.h"
+#include "bindings/packed.h"
 
 namespace rnncore::bindings {
 
 // run(schedule, x, h0, weights, y, h_n, cache) with T* pointers.
+// packed: None or a PackedWeights of `cell` (bindings/packed.h).
 template <template <typename> class CacheT, typename Run>
-py::object single_state_forward(const char* fn, index_t G, py::handle x,
-                                py::handle h0, py::handle W_ih,
+py::object single_state_forward(const char* fn, const char* cell, index_t G,
+                                py::handle x, py::handle h0, py::handle W_ih,
                                 py::handle W_hh, py::handle b_ih,
                                 py::handle b_hh, py::handle lengths,
-                                bool reverse, bool keep_cache, Run&& run) {
-  const SeqInputs in = parse_inputs(fn, G, x, {{"h0", h0}}, W_ih, W_hh, b_ih,
-                                    b_hh, py::none(), lengths);
+                                bool reverse, bool keep_cache,
+                                py::handle packed, Run&& run) {
+  const WeightArgs w = weight_args(fn, cell, packed, W_ih, W_hh, b_ih, b_hh,
+                                   py::none(), keep_cache);
+  SeqInputs in = parse_inputs(fn, G, x, {{"h0", h0}}, w.W_ih, w.W_hh, w.b_ih,
+                              w.b_hh, py::none(), lengths);
+  w.attach(in);
   require_forward_memory(fn, in, G, keep_cache);
   return with_dtype(in, [&](auto tag) -> py::object {
     using T = decltype(tag);

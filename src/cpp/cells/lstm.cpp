@@ -28,12 +28,13 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
 
   cells::forward_loop<T>(s, 4, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
-    cells::InputChunks<T> xp(s, 4, sl, x, w.W_ih, bias);
+    cells::InputChunks<T> xp(s, 4, sl, x, w.W_ih, bias, w.packs);
     const bool direct = cells::direct_rows(s), once = s.steps() == 1;
-    cells::GateRows<T> W(w.W_hh, H, P, 0, 4, sl, direct, d.B, once);  // [P, 4n]
+    cells::GateRows<T> W(w.W_hh, H, P, 0, 4, sl, direct, d.B, once, w.packs);  // [P, 4n]
     cells::GateRows<T> Wr;  // rows [p0, p1) of W_hr [P, H]
     if (kProj)
-      Wr = cells::GateRows<T>(w.W_hr, H, 0, 0, 1, sl.p0, sl.cols(), direct, d.B, once);
+      Wr = cells::GateRows<T>(w.W_hr, H, 0, 0, 1, sl.p0, sl.cols(), direct, d.B,
+                              once, w.packs);
     std::vector<T> a(d.B * 4 * n), hp(kProj ? d.B * sl.cols() : 0);
     return [&, sl, n, xp = std::move(xp), W = std::move(W), Wr = std::move(Wr),
             a = std::move(a), hp = std::move(hp)](index_t step, const T* h, T* h_next,

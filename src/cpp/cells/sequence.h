@@ -27,6 +27,7 @@
 #include "dispatch/dispatch.h"
 #include "rnncore/cache.h"
 #include "rnncore/gemm.h"
+#include "rnncore/packed.h"
 #include "rnncore/threads.h"
 
 namespace rnncore::cells {
@@ -90,30 +91,41 @@ T* whole_a(Buffer<T>& room, index_t M, index_t K) {
 // gemm_packed's whole_a is allocated here, before any time loop).  once:
 // the call makes a single product (a one-step call); then, when gemm
 // would read W's rows in place for it (gemm::reads_b_in_place), W is not
-// packed and the product goes through gemm.
+// packed and the product goes through gemm.  packs: where W's rows may be
+// packed already (rnncore/packed.h), used when the call would pack them;
+// the choice of path is the same with or without, and so is every bit.
 template <typename T>
 class GateRows {
  public:
   GateRows() = default;
   GateRows(const T* W, index_t ldw, index_t gate_rows, index_t g0, index_t g1,
            index_t r0, index_t n, bool direct, index_t max_rows,
-           bool once = false)
+           bool once = false, const PackStore<T>* packs = nullptr)
       : W_(W + r0 * ldw), ldw_(ldw), gate_rows_(gate_rows), g0_(g0),
         gates_(g1 - g0), n_(n), direct_(direct),
         by_gemm_(!direct && once &&
                  gemm::reads_b_in_place<T>(max_rows, n, ldw, W_, ldw)) {
     if (direct_ || by_gemm_) return;
-    std::vector<gemm::RowBlock<T>> blocks;
-    for (index_t g = g0; g < g1; ++g)
-      blocks.push_back({W_ + g * gate_rows * ldw, n});
-    gemm::pack_b_rows(ldw, blocks, ldw, packed_);
+    auto pack = [&](gemm::PackedB<T>& out) {
+      std::vector<gemm::RowBlock<T>> blocks;
+      for (index_t g = g0; g < g1; ++g)
+        blocks.push_back({W_ + g * gate_rows * ldw, n});
+      gemm::pack_b_rows(ldw, blocks, ldw, out);
+    };
+    if (packs)
+      shared_ = &packs->get({&dispatch::active().gemm<T>(), W, ldw, gate_rows,
+                             g0, g1, r0, n},
+                            pack);
+    else
+      pack(packed_);
     whole_a_.resize(gemm::whole_a_values<T>(max_rows, ldw, cols()));
   }
   // One thread's gate rows of W [G*H, cols] for the units of sl.
   GateRows(const T* W, index_t H, index_t cols, index_t g0, index_t g1,
-           const Slice& sl, bool direct, index_t max_rows, bool once = false)
+           const Slice& sl, bool direct, index_t max_rows, bool once = false,
+           const PackStore<T>* packs = nullptr)
       : GateRows(W, cols, H, g0, g1, sl.j0, sl.units(), direct, max_rows,
-                 once) {}
+                 once, packs) {}
 
   index_t cols() const { return gates_ * n_; }
 
@@ -135,9 +147,9 @@ class GateRows {
       return;
     }
     if (!direct_)
-      return gemm::gemm_packed<T>(M, T(1), A, lda, packed_, 0, cols(),
-                                  accumulate ? T(1) : T(0), C, ldc, reverse,
-                                  whole_a(whole_a_, M, ldw_));
+      return gemm::gemm_packed<T>(M, T(1), A, lda, shared_ ? *shared_ : packed_,
+                                  0, cols(), accumulate ? T(1) : T(0), C, ldc,
+                                  reverse, whole_a(whole_a_, M, ldw_));
     for (index_t i = 0; i < M; ++i)
       for (index_t q = 0; q < gates_; ++q) {
         const index_t k = reverse ? gates_ - 1 - q : q;
@@ -151,6 +163,7 @@ class GateRows {
   index_t ldw_ = 0, gate_rows_ = 0, g0_ = 0, gates_ = 0, n_ = 0;
   bool direct_ = false, by_gemm_ = false;
   gemm::PackedB<T> packed_;
+  const gemm::PackedB<T>* shared_ = nullptr;  // in a PackStore, else packed_
   Buffer<T> whole_a_;
 };
 
@@ -280,9 +293,10 @@ class InputChunks {
   // product of a chunk keeps at least B rows.
   static constexpr index_t kChunkBytes = 256 * 1024;
 
-  // bias: the folded bias [G*H] (folded_bias) or empty.
+  // bias: the folded bias [G*H] (folded_bias) or empty; packs: GateRows'.
   InputChunks(const Schedule& s, index_t G, const Slice& sl, const T* x,
-              const T* W_ih, const std::vector<T>& bias)
+              const T* W_ih, const std::vector<T>& bias,
+              const PackStore<T>* packs = nullptr)
       : s_(s), x_(x), cols_(G * sl.units()) {
     const Dims& d = s.d;
     // Steps per chunk: the whole projection of a chunk about kChunkBytes, at
@@ -296,7 +310,7 @@ class InputChunks {
     steps_ = std::clamp<index_t>((kChunkBytes / row_bytes) / d.B, 1,
                                  std::max<index_t>(1, s.steps()));
     W_ = GateRows<T>(W_ih, d.H, d.I, 0, G, sl, s.steps() * d.B <= kDirectRows,
-                     steps_ * d.B, steps_ >= s.steps());
+                     steps_ * d.B, steps_ >= s.steps(), packs);
     for (index_t g = 0; !bias.empty() && g < G; ++g)
       bias_.insert(bias_.end(), bias.begin() + g * d.H + sl.j0,
                    bias.begin() + g * d.H + sl.j1);

@@ -43,9 +43,14 @@ struct Schedule {
   index_t row(index_t s, index_t b) const { return time(s, b) * d.B + b; }
 };
 
+template <typename T>
+class PackStore;  // rnncore/packed.h
+
 // The parameter arrays of one layer and direction, PyTorch's shapes:
 // W_ih [G*H,I], W_hh [G*H,P], b_ih [G*H], b_hh [G*H], W_hr [P,H] (LSTM
-// projection only); biases and W_hr may be null.
+// projection only); biases and W_hr may be null.  packs: null, or where a
+// forward pass finds these weights already packed (and packs them the
+// first time): the arrays must then stay unchanged as long as it lives.
 template <typename T>
 struct CellWeights {
   const T* W_ih = nullptr;
@@ -53,6 +58,7 @@ struct CellWeights {
   const T* b_ih = nullptr;
   const T* b_hh = nullptr;
   const T* W_hr = nullptr;
+  const PackStore<T>* packs = nullptr;
 };
 
 // Gradients of the same four arrays; db_* are null when the layer has no bias.

@@ -67,6 +67,7 @@ class AlignedBuffer {
   T* reserve(std::size_t n);
   T* data() { return p_; }
   const T* data() const { return p_; }
+  std::size_t capacity() const { return capacity_; }
 
  private:
   void release() noexcept;
@@ -157,6 +158,8 @@ class PackedB {
   index_t cols() const { return N_; }  // N
   // Columns per panel (the micro-kernel's NR); 0 before the first pack_b.
   index_t panel_width() const;
+  // Bytes held for the panels.
+  std::size_t nbytes() const { return sizeof(T) * panels_.capacity(); }
 
  private:
   friend void pack_b<T>(Trans, index_t, index_t, const T*, index_t,

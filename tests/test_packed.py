@@ -1,0 +1,262 @@
+"""rnncore.functional.PackedLSTM / PackedGRU / PackedRNN: weights copied once
+and kept packed across calls.  Every call must give the bits of the plain
+forward function on the same weights, whatever the thread count, the ISA
+or the calls made before it."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import rnncore
+from cellcases import ALL_VARIANTS, arg_names, make_args, random_lengths
+from rnncore import _core
+from rnncore import functional as F
+
+PACKED = {"lstm": F.PackedLSTM, "gru": F.PackedGRU, "rnn": F.PackedRNN}
+SHAPES = [  # (T, B, I, H)
+    (1, 1, 3, 5),     # one step: the input projection reads W in place
+    (5, 1, 6, 16),    # batch 1, T <= 8: W_hh read in place every step
+    (30, 1, 7, 40),   # batch 1, longer: W_hh packed
+    (9, 3, 5, 17),
+    (12, 16, 8, 33),  # several threads' shares, H not a multiple of 16
+]
+
+
+def split(v, args):
+    """(x, states, weights dict, call options) of make_args' list."""
+    named = dict(zip(arg_names(v), args))
+    states = [named[n] for n in ("h0", "c0") if n in named]
+    weights = {k: named[k] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh",
+                                     "weight_hr") if k in named}
+    return named["x"], states, weights, dict(v.options)
+
+
+def plain(v, x, states, weights, options, **kw):
+    """The outputs of the ordinary forward function (no cache)."""
+    if v.cell == "lstm":
+        w = dict(weights)
+        hr = w.pop("weight_hr", None)
+        return F.lstm_forward(x, *states, *w.values(), weight_hr=hr, keep_cache=False,
+                              **kw)[:3]
+    fwd = F.gru_forward if v.cell == "gru" else F.rnn_forward
+    return fwd(x, *states, *weights.values(), keep_cache=False, **options, **kw)[:2]
+
+
+def packed_of(v, weights):
+    w = dict(weights)
+    hr = w.pop("weight_hr", None)
+    if v.cell == "lstm":
+        return F.PackedLSTM(*w.values(), weight_hr=hr)
+    return PACKED[v.cell](*w.values())
+
+
+def call(v, p, x, states, options, **kw):
+    return p(x, *states, **options, **kw)
+
+
+@pytest.fixture
+def threads():
+    before = rnncore.get_num_threads()
+    yield
+    rnncore.set_num_threads(before)
+
+
+@pytest.mark.parametrize("v", ALL_VARIANTS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T%dB%dI%dH%d" % s)
+def test_same_bits_as_plain_forward(v, dtype, shape, rng, threads):
+    T, B, I, H = shape
+    x, states, weights, options = split(v, make_args(v, T, B, I, H, dtype, rng))
+    p = packed_of(v, weights)
+    for nt in (1, 2, 3, 1, 2):  # new thread counts, then packs made before
+        rnncore.set_num_threads(nt)
+        want = plain(v, x, states, weights, options)
+        for _ in range(2):
+            got = call(v, p, x, states, options)
+            assert len(got) == len(want)
+            for a, b in zip(got, want):
+                assert a.dtype == b.dtype and a.shape == b.shape
+                np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("v", ALL_VARIANTS, ids=str)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_lengths_reverse_no_bias_no_states(v, reverse, rng, threads):
+    T, B, I, H = 11, 5, 4, 24
+    args = make_args(v, T, B, I, H, np.float32, rng, bias=False, states=False)
+    x, states, weights, options = split(v, args)
+    lengths = random_lengths(T, B, rng)
+    p = packed_of(v, weights)
+    for nt in (1, 2):
+        rnncore.set_num_threads(nt)
+        want = plain(v, x, states, weights, options, lengths=lengths, reverse=reverse)
+        got = call(v, p, x, states, options, lengths=lengths, reverse=reverse)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_one_object_serves_other_shapes_and_options(rng):
+    """The packs depend on the weights, not on T, B or the call's options."""
+    v = ALL_VARIANTS[1]  # GRU: reset_after changes which rows are packed together
+    x, states, weights, _ = split(v, make_args(v, 20, 4, 6, 32, np.float64, rng))
+    p = packed_of(v, weights)
+    for T, B in [(20, 4), (3, 1), (40, 9), (1, 2)]:
+        xs = rng.standard_normal((T, B, 6))
+        for reset_after in (True, False):
+            want = plain(v, xs, [None], weights, {"reset_after": reset_after})
+            got = p(xs, reset_after=reset_after)
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_weights_are_copied_and_frozen(rng):
+    v = ALL_VARIANTS[0]
+    x, states, weights, options = split(v, make_args(v, 6, 2, 3, 8, np.float32, rng))
+    original = {k: a.copy() for k, a in weights.items()}
+    p = packed_of(v, weights)
+    p(x, *states)  # packed from the copies now
+    for a in weights.values():
+        a[...] = 0.5  # the caller's arrays change; the packed layer does not
+    want = plain(v, x, states, original, options)
+    for a, b in zip(p(x, *states), want):
+        np.testing.assert_array_equal(a, b)
+    held = p.weights()
+    for k, a in original.items():
+        np.testing.assert_array_equal(held[k], a)
+        assert not held[k].flags.writeable
+    with pytest.raises(ValueError):
+        held["weight_hh"][0, 0] = 1.0
+
+
+def test_packed_bytes(rng, threads):
+    v = ALL_VARIANTS[0]
+    H, I = 64, 32
+    x, states, weights, options = split(v, make_args(v, 10, 8, I, H, np.float32, rng))
+    p = packed_of(v, weights)
+    assert p.packed_bytes == 0
+    rnncore.set_num_threads(1)
+    p(x, *states)
+    one = p.packed_bytes
+    assert one >= 4 * H * (I + H) * 4  # W_ih and W_hh, padded to whole panels
+    p(x, *states)
+    assert p.packed_bytes == one  # nothing repacked per call
+    rnncore.set_num_threads(2)
+    p(x, *states)
+    assert p.packed_bytes > one  # the 2-thread shares beside the 1-thread ones
+    two = p.packed_bytes
+    for _ in range(3):
+        p(x, *states)
+    assert p.packed_bytes == two
+    assert "PackedLSTM(input_size=32, hidden_size=64" in repr(p)
+
+
+def test_calls_from_several_threads(rng):
+    v = ALL_VARIANTS[0]
+    x, states, weights, options = split(v, make_args(v, 25, 3, 16, 48, np.float32, rng))
+    p = packed_of(v, weights)
+    want = plain(v, x, states, weights, options)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(5):
+                results.append(p(x, *states))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert not errors
+    assert len(results) == 20
+    for got in results:
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(len(_core._available_isas()) < 2, reason="one ISA on this CPU")
+def test_isa_change_repacks(rng):
+    """Panels packed for one ISA's kernels are not used by another's."""
+    v = ALL_VARIANTS[0]
+    x, states, weights, options = split(v, make_args(v, 30, 1, 8, 40, np.float32, rng))
+    p = packed_of(v, weights)
+    before = rnncore.cpu_info()["isa"]
+    try:
+        for isa in _core._available_isas():
+            _core._set_isa(isa)
+            want = plain(v, x, states, weights, options)
+            for a, b in zip(p(x, *states), want):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        _core._set_isa(before)
+
+
+# -- bad input ---------------------------------------------------------------
+
+def lstm_weights(dtype=np.float32, H=4, I=3):
+    return [np.zeros((4 * H, I), dtype), np.zeros((4 * H, H), dtype),
+            np.zeros(4 * H, dtype), np.zeros(4 * H, dtype)]
+
+
+def test_construction_checks_name_the_argument():
+    w = lstm_weights()
+    with pytest.raises(ValueError, match="PackedLSTM: weight_ih must be C-contiguous"):
+        F.PackedLSTM(np.zeros((16, 6), np.float32)[:, ::2], w[1])
+    with pytest.raises(ValueError, match="PackedLSTM: weight_hh"):
+        F.PackedLSTM(w[0], np.zeros((12, 4), np.float32))
+    with pytest.raises(ValueError, match="PackedGRU: weight_ih"):
+        F.PackedGRU(np.zeros((9, 3), np.float32), np.zeros((12, 4), np.float32))
+    with pytest.raises(ValueError, match="bias_ih and bias_hh must both"):
+        F.PackedLSTM(w[0], w[1], w[2])
+    with pytest.raises(TypeError, match="PackedRNN: weight_hh must have dtype float32 or float64"):
+        F.PackedRNN(np.zeros((4, 3), np.int64), np.zeros((4, 4), np.int64))
+    with pytest.raises(TypeError, match="PackedLSTM: weight_ih has dtype float64"):
+        F.PackedLSTM(w[0].astype(np.float64), w[1])
+    with pytest.raises(TypeError, match="PackedLSTM: weight_hh must be a numpy.ndarray"):
+        F.PackedLSTM(w[0], [[0.0] * 4] * 16)
+    with pytest.raises(ValueError, match=r"PackedLSTM: weight_hh must have shape \[4H, P\]"):
+        F.PackedLSTM(*w, weight_hr=np.zeros((5, 4), np.float32))  # P=5 but W_hh is [16, 4]
+    with pytest.raises(TypeError):
+        F.PackedGRU(*w, weight_hr=np.zeros((2, 4), np.float32))
+
+
+def test_call_checks_name_the_argument():
+    p = F.PackedLSTM(*lstm_weights())
+    with pytest.raises(ValueError, match=r"PackedLSTM: x must be \[T, B, I\] with I = 3"):
+        p(np.zeros((2, 1, 5), np.float32))
+    with pytest.raises(TypeError, match="PackedLSTM: x has dtype float64"):
+        p(np.zeros((2, 1, 3)))
+    with pytest.raises(ValueError, match="lstm_forward: x must have shape"):
+        p(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="lstm_forward: h0"):
+        p(np.zeros((2, 1, 3), np.float32), np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="lstm_forward: lengths"):
+        p(np.zeros((2, 1, 3), np.float32), lengths=np.array([3]))
+    with pytest.raises(TypeError, match="reverse must be a bool"):
+        p(np.zeros((2, 1, 3), np.float32), reverse=1)
+    g = F.PackedRNN(np.zeros((4, 3), np.float32), np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match="nonlinearity must be 'tanh' or 'relu'"):
+        g(np.zeros((2, 1, 3), np.float32), nonlinearity="sigmoid")
+
+
+def test_core_packed_argument_checks():
+    w = lstm_weights()
+    x = np.zeros((2, 1, 3), np.float32)
+    lstm = F.PackedLSTM(*w)._packed
+    gru = F.PackedGRU(np.zeros((12, 3), np.float32), np.zeros((12, 4), np.float32))._packed
+    none5 = (None,) * 5
+    with pytest.raises(ValueError, match="keep_cache must be False"):
+        _core.lstm_forward(x, None, None, *none5, None, False, True, packed=lstm)
+    with pytest.raises(ValueError, match="packed holds gru weights, not lstm"):
+        _core.lstm_forward(x, None, None, *none5, None, False, False, packed=gru)
+    with pytest.raises(ValueError, match="not both"):
+        _core.lstm_forward(x, None, None, *w, None, None, False, False, packed=lstm)
+    with pytest.raises(TypeError, match="packed must be a PackedWeights"):
+        _core.gru_forward(x, None, *(None,) * 4, None, False, True, False, packed=object())
+    with pytest.raises(ValueError, match="cell must be 'lstm', 'gru' or 'rnn'"):
+        _core.PackedWeights("lstmx", *w, None, "PackedLSTM")
