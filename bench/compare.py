@@ -954,6 +954,13 @@ class Bench:
                 if r.note:
                     notes.append(r.note)
                 out["rnncore"] = r
+                if case.pass_ == "fwd" and hasattr(layer, "packed"):
+                    frozen = layer.packed()
+
+                    def extract(r):
+                        y, (h, c) = r
+                        return {"y": y, "h_n": h, "c_n": c}
+                    out["packed"] = Runner(lambda: frozen(x), extract)
             if self.torch is not None:
                 out["torch"] = torch_bilstm2(self.torch, case.pass_, params, x, dy, I, H)
             if self.ort is not None and case.pass_ == "fwd":
@@ -1031,8 +1038,8 @@ class Bench:
             row.status["ort"] = "n/a (onnxruntime not installed)"
         elif case.pass_ == "fwdbwd":
             row.status["ort"] = "-"  # inference only
-        if case.pass_ == "fwdbwd" or case.cell == "bilstm2":
-            row.status["packed"] = "-"  # forward of one layer only
+        if case.pass_ == "fwdbwd":
+            row.status["packed"] = "-"  # inference only
 
         try:
             runners = self.runners(case, want_rn, row.status, row.notes)
@@ -1173,8 +1180,9 @@ def markdown(info: dict, limits: list, rows: list, skipped: list, args) -> str:
     L.append(f"- other CPU = CPUs kept busy by other processes during the case (/proc/stat minus "
              f"this process); rows above {NOISY_CPUS:g} are flagged noisy"
              + (f"; load average at start: {la}" if la else ""))
-    L.append("- packed = the same forward through rnncore.functional.PackedLSTM/GRU/RNN (weights "
-             "copied and packed once, before timing, as ORT's session is made once)")
+    L.append("- packed = the same forward through rnncore.functional.PackedLSTM/GRU/RNN "
+             "(LSTM.packed() for the 2-layer bidirectional LSTM): weights copied and packed once, "
+             "before timing, as ORT's session is made once")
     L.append("- ratio = rnncore time / peer time (< 1: rnncore faster). "
              "GFLOP/s: forward 2*T*B*G*H*(I+H), G = 4 LSTM, 3 GRU, 1 RNN; fwd+bwd counts 3x forward")
     L.append("")

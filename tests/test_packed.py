@@ -260,3 +260,66 @@ def test_core_packed_argument_checks():
         _core.gru_forward(x, None, *(None,) * 4, None, False, True, False, packed=object())
     with pytest.raises(ValueError, match="cell must be 'lstm', 'gru' or 'rnn'"):
         _core.PackedWeights("lstmx", *w, None, "PackedLSTM")
+
+
+# -- layers: LSTM.packed(), GRU.packed(), RNN.packed() ------------------------
+
+LAYERS = [
+    (rnncore.LSTM, {}),
+    (rnncore.LSTM, {"proj_size": 3}),
+    (rnncore.GRU, {}),
+    (rnncore.GRU, {"reset_after": False}),
+    (rnncore.RNN, {"nonlinearity": "relu"}),
+]
+
+
+@pytest.mark.parametrize("cls,options", LAYERS, ids=lambda v: getattr(v, "__name__", str(v)))
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_layer_packed_same_bits_as_eval_forward(cls, options, batch_first, rng, threads):
+    layer = cls(5, 8, num_layers=2, bidirectional=True, batch_first=batch_first, dropout=0.3,
+                seed=1, **options)
+    packed = layer.packed()
+    x = rng.standard_normal((3, 7, 5)).astype(np.float32)  # [T or B, B or T, I]
+    B = x.shape[0] if batch_first else x.shape[1]
+    lengths = rng.integers(1, 8 if batch_first else 4, size=B)
+    states = [rng.standard_normal((4, B, n)).astype(np.float32)
+              for n in layer._stack.state_sizes()]
+    h0 = tuple(states) if cls is rnncore.LSTM else states[0]
+    layer.eval()
+    for nt in (1, 2):
+        rnncore.set_num_threads(nt)
+        for args in ((x,), (x, h0, lengths), (x[:, 0] if not batch_first else x[0],)):
+            want = layer(*args)
+            got = packed(*args)
+            np.testing.assert_array_equal(got[0], want[0])
+            for a, b in zip(np.atleast_1d(got[1]) if cls is not rnncore.LSTM else got[1],
+                            np.atleast_1d(want[1]) if cls is not rnncore.LSTM else want[1]):
+                np.testing.assert_array_equal(a, b)
+    assert packed.packed_bytes > 0
+    assert repr(packed).startswith(f"PackedLayer({cls.__name__}(5, 8")
+
+
+def test_layer_packed_keeps_the_weights_it_was_made_with(rng):
+    layer = rnncore.GRU(4, 6, seed=0)
+    x = rng.standard_normal((5, 2, 4)).astype(np.float32)
+    packed = layer.packed()
+    with rnncore.no_grad():
+        before = layer(x)[0]
+    for p in layer.params.values():
+        p *= 0.5  # an optimizer step, in place
+    np.testing.assert_array_equal(packed(x)[0], before)
+    with rnncore.no_grad():
+        assert not np.array_equal(layer(x)[0], before)
+    np.testing.assert_array_equal(layer.packed()(x)[0], layer.eval()(x)[0])
+
+
+def test_layer_packed_checks_its_arguments():
+    packed = rnncore.LSTM(3, 4).packed()
+    with pytest.raises(TypeError, match="LSTM: x must have dtype float32"):
+        packed(np.zeros((2, 1, 3)))
+    with pytest.raises(ValueError, match="LSTM: x must have shape"):
+        packed(np.zeros((2, 1, 5), np.float32))
+    with pytest.raises(TypeError, match="LSTM: h0 must be a tuple"):
+        packed(np.zeros((2, 1, 3), np.float32), np.zeros((1, 1, 4), np.float32))
+    with pytest.raises(ValueError, match="lengths"):
+        packed(np.zeros((2, 1, 3), np.float32), None, [3])

@@ -51,6 +51,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import sys
@@ -87,11 +88,16 @@ _GRU_KIND = _Kind("GRU", 3, ("h",), functional.gru_forward, functional.gru_backw
 _RNN_KIND = _Kind("RNN", 1, ("h",), functional.rnn_forward, functional.rnn_backward)
 
 
-def _run_forward(kind, x, states, weights, options, *, lengths=None, reverse=False, keep_cache=False):
-    """One kernel call: ``kind`` over ``x`` [T,B,I] with ``weights`` (role -> array).
+def _run_forward(kind, x, states, weights, options, *, lengths=None, reverse=False, keep_cache=False,
+                 packed=None):
+    """One kernel call: ``kind`` over ``x`` [T,B,I] with ``weights`` (role -> array),
+    or, ``packed`` given, with its weights (a ``functional.Packed*``; no cache).
 
     Returns ``y``, the tuple of final states and the cache.
     """
+    if packed is not None:
+        y, *finals = packed(x, *states, lengths=lengths, reverse=reverse, **options)
+        return y, tuple(finals), None
     projection = {"weight_hr": weights["weight_hr"]} if "weight_hr" in weights else {}
     *outs, cache = kind.forward(
         x, *states, weights["weight_ih"], weights["weight_hh"],
@@ -179,7 +185,7 @@ class _Stack:
     def _weights(self, params, k, d):
         return {role: params[name] for role, name in self.names(k, d).items()}
 
-    def forward(self, params, x, states, lengths, dropout, keep_cache):
+    def forward(self, params, x, states, lengths, dropout, keep_cache, packed=None):
         """Run the stack.
 
         Parameters
@@ -192,6 +198,9 @@ class _Stack:
             ``dropout(shape)`` returns the (already scaled) mask applied to
             the output of every layer but the last; None: no dropout.
         keep_cache : bool
+        packed : list or None
+            The ``functional.Packed*`` of layer ``k``, direction ``d`` at
+            ``k*D + d``, run instead of ``params`` (no cache).
 
         Returns
         -------
@@ -206,8 +215,9 @@ class _Stack:
             for d in range(D):
                 s0 = tuple(None if s is None else s[k * D + d] for s in states)
                 y, s_n, cache = _run_forward(
-                    self.kind, x, s0, self._weights(params, k, d), self.options,
+                    self.kind, x, s0, None if packed else self._weights(params, k, d), self.options,
                     lengths=lengths, reverse=bool(d), keep_cache=keep_cache,
+                    packed=packed[k * D + d] if packed else None,
                 )
                 ys.append(y)
                 finals.append(s_n)
@@ -604,6 +614,9 @@ class _Layer(_Module):
         h_n : ndarray or tuple of ndarray
             Final states, shaped like ``h0`` (LSTM: ``(h_n, c_n)``).
         """
+        return self._forward(x, h0, lengths, keep_cache)
+
+    def _forward(self, x, h0, lengths, keep_cache, packed=None):
         owner = type(self).__name__
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{owner}: x must be a numpy.ndarray, got {type(x).__name__}")
@@ -621,12 +634,25 @@ class _Layer(_Module):
         T, B, _ = x.shape
         states = self._check_states(self._split_states(h0, "h0"), "{}0", B, batched)
         dropout = self._dropout_mask if self.training and self.dropout > 0 else None
-        y, finals, cache = self._stack.forward(self.params, x, states, lengths, dropout, keep_cache)
+        y, finals, cache = self._stack.forward(self.params, x, states, lengths, dropout, keep_cache,
+                                               packed)
         self._pending = (_Pending(cache, T, B, batched) if keep_cache else
                          "the last forward pass kept no cache (eval mode, rnncore.no_grad() or "
                          "keep_cache=False); run it with keep_cache=True to backpropagate")
         finals = tuple(f if batched else f[:, 0] for f in finals)
         return self._caller_layout(y, batched), self._join_states(finals)
+
+    def packed(self) -> "PackedLayer":
+        """A frozen copy of the layer for repeated inference.
+
+        Every layer and direction's weights are copied now and packed by
+        the first call, then kept (see :class:`rnncore.functional.PackedLSTM`):
+        later changes to ``params`` (an optimizer step, ``load_state_dict``)
+        do not reach it -- make a new one.  Calling it is ``forward(x, h0,
+        lengths, keep_cache=False)`` in eval mode (no dropout), the same
+        bits, minus the packing of the weights that every forward pass does.
+        """
+        return PackedLayer(self)
 
     def _dropout_mask(self, shape):
         """Inverted dropout: keep with probability 1-p and scale by 1/(1-p)."""
@@ -679,6 +705,42 @@ class _Layer(_Module):
             self.grads[name] += g
         d0 = tuple(d if pending.batched else d[:, 0] for d in d0)
         return self._caller_layout(dx, pending.batched), self._join_states(d0)
+
+
+class PackedLayer:
+    """A layer's frozen copy for inference, from :meth:`LSTM.packed` (GRU, RNN).
+
+    ``packed(x, h0=None, lengths=None)`` returns what ``layer(x, h0,
+    lengths)`` returns in eval mode, with the weights of the moment
+    ``packed()`` was called.
+    """
+
+    def __init__(self, layer):
+        packs = {"LSTM": functional.PackedLSTM, "GRU": functional.PackedGRU,
+                 "RNN": functional.PackedRNN}[layer._kind.name]
+        stack = layer._stack
+        self._packs = []
+        for k in range(stack.num_layers):
+            for d in range(stack.directions):
+                w = stack._weights(layer.params, k, d)
+                extra = {"weight_hr": w["weight_hr"]} if "weight_hr" in w else {}
+                self._packs.append(packs(w["weight_ih"], w["weight_hh"], w.get("bias_ih"),
+                                         w.get("bias_hh"), **extra))
+        # The layer's argument handling, without its parameters, gradients or mode.
+        self._shell = copy.copy(layer)
+        self._shell.params, self._shell.grads, self._shell.training = {}, {}, False
+        self._name = type(layer).__name__
+
+    @property
+    def packed_bytes(self) -> int:
+        """Bytes of the panels packed so far, over every layer and direction."""
+        return sum(p.packed_bytes for p in self._packs)
+
+    def __call__(self, x, h0=None, lengths=None):
+        return self._shell._forward(x, h0, lengths, False, self._packs)
+
+    def __repr__(self) -> str:
+        return f"PackedLayer({self._shell!r})"
 
 
 class LSTM(_Layer):
