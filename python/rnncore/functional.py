@@ -21,6 +21,11 @@ biggest arrays): backward raises ValueError if either was modified in
 place in between, rather than return wrong gradients.  The cache is never
 modified, so backward may use it from any thread.
 
+:class:`PackedLSTM`, :class:`PackedGRU` and :class:`PackedRNN` copy a
+layer's weights once and keep their packing into the GEMM's panels, which
+every forward pass otherwise redoes: for inference calls repeated many
+times, with the plain forward's results bit for bit.
+
 Non-finite values never raise: NaN or inf in inputs, states or weights go
 through the kernels, and every output (and gradient) a NaN reaches is NaN,
 exactly as in :mod:`rnncore.reference`.  An infinity may saturate a gate
@@ -223,7 +228,10 @@ class _Packed:
 
     _cell = ""
 
-    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None, weight_hr=None):
+    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+        self._pack(weight_ih, weight_hh, bias_ih, bias_hh, None)
+
+    def _pack(self, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr):
         self._fn = type(self).__name__
         self._packed = _core.PackedWeights(
             self._cell, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, self._fn)
@@ -303,7 +311,7 @@ class PackedLSTM(_Packed):
     _cell = "lstm"
 
     def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, weight_hr=None):
-        super().__init__(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
+        self._pack(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
 
     @property
     def proj_size(self) -> int:
@@ -327,9 +335,6 @@ class PackedGRU(_Packed):
 
     _cell = "gru"
 
-    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
-        super().__init__(weight_ih, weight_hh, bias_ih, bias_hh)
-
     def __call__(self, x, h0=None, *, lengths=None, reverse=False, reset_after=True):
         """``(y, h_n)``: see :func:`gru_forward`."""
         self._check_x(x)
@@ -347,9 +352,6 @@ class PackedRNN(_Packed):
     """
 
     _cell = "rnn"
-
-    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
-        super().__init__(weight_ih, weight_hh, bias_ih, bias_hh)
 
     def __call__(self, x, h0=None, *, lengths=None, reverse=False, nonlinearity="tanh"):
         """``(y, h_n)``: see :func:`rnn_forward`."""
