@@ -3,7 +3,7 @@
 
 Same weights in every library, outputs (and gradients) checked to agree
 before anything is timed, warm-up runs, then interleaved repeats
-(rnncore, rnncore packed, torch, ORT, rnncore, ...) timed with
+(rnncore, rnncore prepacked, torch, ORT, rnncore, ...) timed with
 ``time.perf_counter``; the median of the repeats is reported.  The machine's
 practical limit (NumPy's float32 2048x2048 matmul, on the same number of
 threads) is measured in the same run.
@@ -55,7 +55,7 @@ ALL_PASSES = ["fwd", "fwdbwd"]
 GATES = {"lstm": 4, "gru": 3, "rnn": 1, "bilstm2": 4}
 PASS_LABEL = {"fwd": "forward", "fwdbwd": "fwd+bwd"}
 CELL_LABEL = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN(tanh)", "bilstm2": "LSTM 2L bidir"}
-LIBS = ["rnncore", "packed", "torch", "ort"]  # packed: rnncore.functional.Packed* (forward)
+LIBS = ["rnncore", "prepacked", "torch", "ort"]  # prepacked: rnncore.functional.Prepacked* (forward)
 
 NOISY_CPUS = 0.1  # flag a case during which other processes kept this many CPUs busy
 RTOL = 1e-4  # max |a - b| / max |reference|, float32
@@ -522,13 +522,13 @@ def rnncore_single(np, F, cell: str, pass_: str, d: dict) -> Runner:
     return Runner(run, extract)
 
 
-def rnncore_packed(np, F, cell: str, d: dict) -> Runner:
-    """The forward through PackedLSTM/GRU/RNN: weights copied and packed once,
+def rnncore_prepacked(np, F, cell: str, d: dict) -> Runner:
+    """The forward through PrepackedLSTM/GRU/RNN: weights copied and packed once,
     before timing, as an ONNX Runtime session is made once."""
     x, h0 = d["x"], d["h0"]
     w = (d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"])
     if cell == "lstm":
-        layer, c0 = F.PackedLSTM(*w), d["c0"]
+        layer, c0 = F.PrepackedLSTM(*w), d["c0"]
 
         def run():
             return layer(x, h0, c0)
@@ -536,7 +536,7 @@ def rnncore_packed(np, F, cell: str, d: dict) -> Runner:
         def extract(r):
             return {"y": r[0], "h_n": r[1], "c_n": r[2]}
         return Runner(run, extract)
-    layer = F.PackedGRU(*w) if cell == "gru" else F.PackedRNN(*w)
+    layer = F.PrepackedGRU(*w) if cell == "gru" else F.PrepackedRNN(*w)
     kw = {"nonlinearity": "tanh"} if cell == "rnn" else {}
 
     def run():
@@ -902,8 +902,8 @@ class Row:
             "gflops": {lib: self.gflops(lib) for lib in LIBS},
             "ratio_rnncore_over_torch": self.ratio("torch"),
             "ratio_rnncore_over_ort": self.ratio("ort"),
-            "ratio_packed_over_torch": self.ratio("torch", "packed"),
-            "ratio_packed_over_ort": self.ratio("ort", "packed"),
+            "ratio_prepacked_over_torch": self.ratio("torch", "prepacked"),
+            "ratio_prepacked_over_ort": self.ratio("ort", "prepacked"),
             "warmups": self.warmups, "repeats": self.reps,
             "times_s": self.raw_s, "check_rel_diff": self.check,
             "iqr_over_median": self.spread, "other_cpus": self.other_cpus,
@@ -954,13 +954,13 @@ class Bench:
                 if r.note:
                     notes.append(r.note)
                 out["rnncore"] = r
-                if case.pass_ == "fwd" and hasattr(layer, "packed"):
-                    frozen = layer.packed()
+                if case.pass_ == "fwd" and hasattr(layer, "prepacked"):
+                    frozen = layer.prepacked()
 
                     def extract(r):
                         y, (h, c) = r
                         return {"y": y, "h_n": h, "c_n": c}
-                    out["packed"] = Runner(lambda: frozen(x), extract)
+                    out["prepacked"] = Runner(lambda: frozen(x), extract)
             if self.torch is not None:
                 out["torch"] = torch_bilstm2(self.torch, case.pass_, params, x, dy, I, H)
             if self.ort is not None and case.pass_ == "fwd":
@@ -969,8 +969,8 @@ class Bench:
         d = make_data(np, case.cell, T, B, I, H, self.args.seed)
         if want_rnncore:
             out["rnncore"] = rnncore_single(np, self.F, case.cell, case.pass_, d)
-            if case.pass_ == "fwd" and hasattr(self.F, "PackedLSTM"):
-                out["packed"] = rnncore_packed(np, self.F, case.cell, d)
+            if case.pass_ == "fwd" and hasattr(self.F, "PrepackedLSTM"):
+                out["prepacked"] = rnncore_prepacked(np, self.F, case.cell, d)
         if self.torch is not None:
             out["torch"] = torch_single(np, self.torch, case.cell, case.pass_, d, T, B, I, H)
         if self.ort is not None and case.pass_ == "fwd":
@@ -1039,7 +1039,7 @@ class Bench:
         elif case.pass_ == "fwdbwd":
             row.status["ort"] = "-"  # inference only
         if case.pass_ == "fwdbwd":
-            row.status["packed"] = "-"  # inference only
+            row.status["prepacked"] = "-"  # inference only
 
         try:
             runners = self.runners(case, want_rn, row.status, row.notes)
@@ -1170,7 +1170,7 @@ def markdown(info: dict, limits: list, rows: list, skipped: list, args) -> str:
     env = info["env"]
     L.append(f"- environment: {', '.join(f'{k}={v}' for k, v in env.items()) if env else 'none of the thread/BLAS variables set'}")
     L.append(f"- timing: check run (= warm-up 1), up to 2 more warm-up rounds, interleaved repeats "
-             f"(rnncore, packed, torch, ORT, rnncore, ...), median; ~{args.target_seconds:g} s per case, "
+             f"(rnncore, prepacked, torch, ORT, rnncore, ...), median; ~{args.target_seconds:g} s per case, "
              f">= {args.min_repeats} repeats unless a case would exceed "
              f"{args.max_seconds_per_case:g} s; at > 1 thread the harness waits after each run "
              "until the process's worker threads stop spinning (untimed)")
@@ -1180,8 +1180,8 @@ def markdown(info: dict, limits: list, rows: list, skipped: list, args) -> str:
     L.append(f"- other CPU = CPUs kept busy by other processes during the case (/proc/stat minus "
              f"this process); rows above {NOISY_CPUS:g} are flagged noisy"
              + (f"; load average at start: {la}" if la else ""))
-    L.append("- packed = the same forward through rnncore.functional.PackedLSTM/GRU/RNN "
-             "(LSTM.packed() for the 2-layer bidirectional LSTM): weights copied and packed once, "
+    L.append("- prepacked = the same forward through rnncore.functional.PrepackedLSTM/GRU/RNN "
+             "(LSTM.prepacked() for the 2-layer bidirectional LSTM): weights copied and packed once, "
              "before timing, as ORT's session is made once")
     L.append("- ratio = rnncore time / peer time (< 1: rnncore faster). "
              "GFLOP/s: forward 2*T*B*G*H*(I+H), G = 4 LSTM, 3 GRU, 1 RNN; fwd+bwd counts 3x forward")
@@ -1206,8 +1206,8 @@ def markdown(info: dict, limits: list, rows: list, skipped: list, args) -> str:
         L.append("")
     L.append("## Results (milliseconds, median)")
     L.append("")
-    L.append("| cell | pass | T | B | I | H | thr | rnncore ms | packed ms | torch ms | ORT ms | "
-             "rnncore GFLOP/s | rnncore/torch | rnncore/ORT | packed/torch | packed/ORT | "
+    L.append("| cell | pass | T | B | I | H | thr | rnncore ms | prepacked ms | torch ms | ORT ms | "
+             "rnncore GFLOP/s | rnncore/torch | rnncore/ORT | prepacked/torch | prepacked/ORT | "
              "reps | other CPU | notes |")
     L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
              "---:|---:|---|")
@@ -1216,11 +1216,11 @@ def markdown(info: dict, limits: list, rows: list, skipped: list, args) -> str:
         g = row.gflops("rnncore")
         notes = "; ".join(row.notes + (["MISMATCH: " + " | ".join(row.mismatch)] if row.mismatch else []))
         L.append(f"| {CELL_LABEL[c.cell]} | {PASS_LABEL[c.pass_]} | {c.T} | {c.B} | {c.I} | {c.H} | "
-                 f"{c.threads} | {cell_ms(row, 'rnncore')} | {cell_ms(row, 'packed')} | "
+                 f"{c.threads} | {cell_ms(row, 'rnncore')} | {cell_ms(row, 'prepacked')} | "
                  f"{cell_ms(row, 'torch')} | {cell_ms(row, 'ort')} | {fmt_gflops(g)} | "
                  f"{fmt_ratio(row.ratio('torch'))} | {fmt_ratio(row.ratio('ort'))} | "
-                 f"{fmt_ratio(row.ratio('torch', 'packed'))} | "
-                 f"{fmt_ratio(row.ratio('ort', 'packed'))} | "
+                 f"{fmt_ratio(row.ratio('torch', 'prepacked'))} | "
+                 f"{fmt_ratio(row.ratio('ort', 'prepacked'))} | "
                  f"{row.reps or '-'} | "
                  f"{'-' if row.other_cpus is None else f'{row.other_cpus:.2f}'} | {notes} |")
     L.append("")

@@ -154,14 +154,14 @@ def functional_backward(rng):
     return f"F.{cell}_backward", getattr(F, f"{cell}_backward"), grads
 
 
-PACKED = {"lstm": F.PackedLSTM, "gru": F.PackedGRU, "rnn": F.PackedRNN}
+PACKED = {"lstm": F.PrepackedLSTM, "gru": F.PrepackedGRU, "rnn": F.PrepackedRNN}
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def packed_ctor(rng):
     name, _, kw = functional_forward(rng)
     cell = name[2:-8]
-    return f"F.Packed{cell.upper()}", PACKED[cell], {k: kw[k] for k in WEIGHTS}
+    return f"F.Prepacked{cell.upper()}", PACKED[cell], {k: kw[k] for k in WEIGHTS}
 
 
 def packed_call(rng):
@@ -169,7 +169,7 @@ def packed_call(rng):
     cell = name[2:-8]
     layer = PACKED[cell](**{k: kw[k] for k in WEIGHTS})
     call = {k: v for k, v in kw.items() if k not in WEIGHTS and k != "keep_cache"}
-    return f"F.Packed{cell.upper()}()", layer, call
+    return f"F.Prepacked{cell.upper()}()", layer, call
 
 
 LAYERS = [rnncore.LSTM, rnncore.GRU, rnncore.RNN]

@@ -21,7 +21,7 @@ biggest arrays): backward raises ValueError if either was modified in
 place in between, rather than return wrong gradients.  The cache is never
 modified, so backward may use it from any thread.
 
-:class:`PackedLSTM`, :class:`PackedGRU` and :class:`PackedRNN` copy a
+:class:`PrepackedLSTM`, :class:`PrepackedGRU` and :class:`PrepackedRNN` copy a
 layer's weights once and keep their packing into the GEMM's panels, which
 every forward pass otherwise redoes: for inference calls repeated many
 times, with the plain forward's results bit for bit.
@@ -53,9 +53,9 @@ __all__ = [
     "gru_backward",
     "rnn_forward",
     "rnn_backward",
-    "PackedLSTM",
-    "PackedGRU",
-    "PackedRNN",
+    "PrepackedLSTM",
+    "PrepackedGRU",
+    "PrepackedRNN",
 ]
 
 
@@ -224,7 +224,7 @@ def rnn_backward(cache, dy, dh_n=None) -> RNNGrads:
 
 
 class _Packed:
-    """What the three packed layers share (see :class:`PackedLSTM`)."""
+    """What the three packed layers share (see :class:`PrepackedLSTM`)."""
 
     _cell = ""
 
@@ -281,10 +281,10 @@ class _Packed:
                 f"dtype={self.dtype}, packed_bytes={self.packed_bytes})")
 
 
-class PackedLSTM(_Packed):
+class PrepackedLSTM(_Packed):
     """An LSTM layer's weights, copied once and kept packed, for repeated inference.
 
-    ``PackedLSTM(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=None)``
+    ``PrepackedLSTM(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=None)``
     checks the weights as :func:`lstm_forward` does and copies them: later
     changes to the arrays passed in do not reach it.  Calling it is
     ``lstm_forward(x, h0, c0, <the copies>, keep_cache=False)`` and returns
@@ -299,9 +299,9 @@ class PackedLSTM(_Packed):
     Examples
     --------
     >>> import numpy as np
-    >>> from rnncore.functional import PackedLSTM, lstm_forward
+    >>> from rnncore.functional import PrepackedLSTM, lstm_forward
     >>> w_ih, w_hh = np.full((12, 2), 0.1), np.full((12, 3), 0.1)
-    >>> lstm = PackedLSTM(w_ih, w_hh)
+    >>> lstm = PrepackedLSTM(w_ih, w_hh)
     >>> x = np.ones((4, 1, 2))
     >>> y, h_n, c_n = lstm(x)
     >>> bool((y == lstm_forward(x, None, None, w_ih, w_hh, keep_cache=False)[0]).all())
@@ -326,8 +326,8 @@ class PackedLSTM(_Packed):
         return y, h_n, c_n
 
 
-class PackedGRU(_Packed):
-    """A GRU layer's weights, copied once and kept packed (see :class:`PackedLSTM`).
+class PrepackedGRU(_Packed):
+    """A GRU layer's weights, copied once and kept packed (see :class:`PrepackedLSTM`).
 
     Calling it is ``gru_forward(x, h0, <the copies>, keep_cache=False)``
     and returns ``(y, h_n)``.
@@ -344,8 +344,8 @@ class PackedGRU(_Packed):
         return y, h_n
 
 
-class PackedRNN(_Packed):
-    """A dense (Elman) layer's weights, copied once and kept packed (see :class:`PackedLSTM`).
+class PrepackedRNN(_Packed):
+    """A dense (Elman) layer's weights, copied once and kept packed (see :class:`PrepackedLSTM`).
 
     Calling it is ``rnn_forward(x, h0, <the copies>, keep_cache=False)``
     and returns ``(y, h_n)``.

@@ -91,7 +91,7 @@ _RNN_KIND = _Kind("RNN", 1, ("h",), functional.rnn_forward, functional.rnn_backw
 def _run_forward(kind, x, states, weights, options, *, lengths=None, reverse=False, keep_cache=False,
                  packed=None):
     """One kernel call: ``kind`` over ``x`` [T,B,I] with ``weights`` (role -> array),
-    or, ``packed`` given, with its weights (a ``functional.Packed*``; no cache).
+    or, ``packed`` given, with its weights (a ``functional.Prepacked*``; no cache).
 
     Returns ``y``, the tuple of final states and the cache.
     """
@@ -199,7 +199,7 @@ class _Stack:
             the output of every layer but the last; None: no dropout.
         keep_cache : bool
         packed : list or None
-            The ``functional.Packed*`` of layer ``k``, direction ``d`` at
+            The ``functional.Prepacked*`` of layer ``k``, direction ``d`` at
             ``k*D + d``, run instead of ``params`` (no cache).
 
         Returns
@@ -642,17 +642,17 @@ class _Layer(_Module):
         finals = tuple(f if batched else f[:, 0] for f in finals)
         return self._caller_layout(y, batched), self._join_states(finals)
 
-    def packed(self) -> "PackedLayer":
-        """A frozen copy of the layer for repeated inference.
+    def prepacked(self) -> "PrepackedLayer":
+        """A frozen copy of the layer for repeated inference, its weights prepacked.
 
         Every layer and direction's weights are copied now and packed by
-        the first call, then kept (see :class:`rnncore.functional.PackedLSTM`):
+        the first call, then kept (see :class:`rnncore.functional.PrepackedLSTM`):
         later changes to ``params`` (an optimizer step, ``load_state_dict``)
         do not reach it -- make a new one.  Calling it is ``forward(x, h0,
         lengths, keep_cache=False)`` in eval mode (no dropout), the same
         bits, minus the packing of the weights that every forward pass does.
         """
-        return PackedLayer(self)
+        return PrepackedLayer(self)
 
     def _dropout_mask(self, shape):
         """Inverted dropout: keep with probability 1-p and scale by 1/(1-p)."""
@@ -707,17 +707,17 @@ class _Layer(_Module):
         return self._caller_layout(dx, pending.batched), self._join_states(d0)
 
 
-class PackedLayer:
-    """A layer's frozen copy for inference, from :meth:`LSTM.packed` (GRU, RNN).
+class PrepackedLayer:
+    """A layer's frozen copy for inference, from :meth:`LSTM.prepacked` (GRU, RNN).
 
-    ``packed(x, h0=None, lengths=None)`` returns what ``layer(x, h0,
+    ``frozen(x, h0=None, lengths=None)`` returns what ``layer(x, h0,
     lengths)`` returns in eval mode, with the weights of the moment
-    ``packed()`` was called.
+    ``prepacked()`` was called.
     """
 
     def __init__(self, layer):
-        packs = {"LSTM": functional.PackedLSTM, "GRU": functional.PackedGRU,
-                 "RNN": functional.PackedRNN}[layer._kind.name]
+        packs = {"LSTM": functional.PrepackedLSTM, "GRU": functional.PrepackedGRU,
+                 "RNN": functional.PrepackedRNN}[layer._kind.name]
         stack = layer._stack
         self._packs = []
         for k in range(stack.num_layers):
@@ -740,7 +740,7 @@ class PackedLayer:
         return self._shell._forward(x, h0, lengths, False, self._packs)
 
     def __repr__(self) -> str:
-        return f"PackedLayer({self._shell!r})"
+        return f"PrepackedLayer({self._shell!r})"
 
 
 class LSTM(_Layer):

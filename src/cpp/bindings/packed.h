@@ -49,7 +49,7 @@ inline WeightArgs weight_args(const char* fn, const char* cell,
   if (packed.is_none()) return {W_ih, W_hh, b_ih, b_hh, W_hr, nullptr};
   if (!py::isinstance<PackedWeights>(packed))
     fail_type(std::string(fn) + ": packed must be a PackedWeights (from "
-              "rnncore.functional.PackedLSTM/PackedGRU/PackedRNN) or None, got " +
+              "rnncore.functional.PrepackedLSTM/PrepackedGRU/PrepackedRNN) or None, got " +
               py::str(py::type::of(packed)).cast<std::string>());
   const PackedWeights& p = packed.cast<const PackedWeights&>();
   if (p.cell != cell)

@@ -1,4 +1,4 @@
-"""rnncore.functional.PackedLSTM / PackedGRU / PackedRNN: weights copied once
+"""rnncore.functional.PrepackedLSTM / PrepackedGRU / PrepackedRNN: weights copied once
 and kept packed across calls.  Every call must give the bits of the plain
 forward function on the same weights, whatever the thread count, the ISA
 or the calls made before it."""
@@ -15,7 +15,7 @@ from cellcases import ALL_VARIANTS, arg_names, make_args, random_lengths
 from rnncore import _core
 from rnncore import functional as F
 
-PACKED = {"lstm": F.PackedLSTM, "gru": F.PackedGRU, "rnn": F.PackedRNN}
+PACKED = {"lstm": F.PrepackedLSTM, "gru": F.PrepackedGRU, "rnn": F.PrepackedRNN}
 SHAPES = [  # (T, B, I, H)
     (1, 1, 3, 5),     # one step: the input projection reads W in place
     (5, 1, 6, 16),    # batch 1, T <= 8: W_hh read in place every step
@@ -49,7 +49,7 @@ def packed_of(v, weights):
     w = dict(weights)
     hr = w.pop("weight_hr", None)
     if v.cell == "lstm":
-        return F.PackedLSTM(*w.values(), weight_hr=hr)
+        return F.PrepackedLSTM(*w.values(), weight_hr=hr)
     return PACKED[v.cell](*w.values())
 
 
@@ -150,7 +150,7 @@ def test_packed_bytes(rng, threads):
     for _ in range(3):
         p(x, *states)
     assert p.packed_bytes == two
-    assert "PackedLSTM(input_size=32, hidden_size=64" in repr(p)
+    assert "PrepackedLSTM(input_size=32, hidden_size=64" in repr(p)
 
 
 def test_calls_from_several_threads(rng):
@@ -205,31 +205,31 @@ def lstm_weights(dtype=np.float32, H=4, I=3):
 
 def test_construction_checks_name_the_argument():
     w = lstm_weights()
-    with pytest.raises(ValueError, match="PackedLSTM: weight_ih must be C-contiguous"):
-        F.PackedLSTM(np.zeros((16, 6), np.float32)[:, ::2], w[1])
-    with pytest.raises(ValueError, match="PackedLSTM: weight_hh"):
-        F.PackedLSTM(w[0], np.zeros((12, 4), np.float32))
-    with pytest.raises(ValueError, match="PackedGRU: weight_ih"):
-        F.PackedGRU(np.zeros((9, 3), np.float32), np.zeros((12, 4), np.float32))
+    with pytest.raises(ValueError, match="PrepackedLSTM: weight_ih must be C-contiguous"):
+        F.PrepackedLSTM(np.zeros((16, 6), np.float32)[:, ::2], w[1])
+    with pytest.raises(ValueError, match="PrepackedLSTM: weight_hh"):
+        F.PrepackedLSTM(w[0], np.zeros((12, 4), np.float32))
+    with pytest.raises(ValueError, match="PrepackedGRU: weight_ih"):
+        F.PrepackedGRU(np.zeros((9, 3), np.float32), np.zeros((12, 4), np.float32))
     with pytest.raises(ValueError, match="bias_ih and bias_hh must both"):
-        F.PackedLSTM(w[0], w[1], w[2])
-    with pytest.raises(TypeError, match="PackedRNN: weight_hh must have dtype float32 or float64"):
-        F.PackedRNN(np.zeros((4, 3), np.int64), np.zeros((4, 4), np.int64))
-    with pytest.raises(TypeError, match="PackedLSTM: weight_ih has dtype float64"):
-        F.PackedLSTM(w[0].astype(np.float64), w[1])
-    with pytest.raises(TypeError, match="PackedLSTM: weight_hh must be a numpy.ndarray"):
-        F.PackedLSTM(w[0], [[0.0] * 4] * 16)
-    with pytest.raises(ValueError, match=r"PackedLSTM: weight_hh must have shape \[4H, P\]"):
-        F.PackedLSTM(*w, weight_hr=np.zeros((5, 4), np.float32))  # P=5 but W_hh is [16, 4]
+        F.PrepackedLSTM(w[0], w[1], w[2])
+    with pytest.raises(TypeError, match="PrepackedRNN: weight_hh must have dtype float32 or float64"):
+        F.PrepackedRNN(np.zeros((4, 3), np.int64), np.zeros((4, 4), np.int64))
+    with pytest.raises(TypeError, match="PrepackedLSTM: weight_ih has dtype float64"):
+        F.PrepackedLSTM(w[0].astype(np.float64), w[1])
+    with pytest.raises(TypeError, match="PrepackedLSTM: weight_hh must be a numpy.ndarray"):
+        F.PrepackedLSTM(w[0], [[0.0] * 4] * 16)
+    with pytest.raises(ValueError, match=r"PrepackedLSTM: weight_hh must have shape \[4H, P\]"):
+        F.PrepackedLSTM(*w, weight_hr=np.zeros((5, 4), np.float32))  # P=5 but W_hh is [16, 4]
     with pytest.raises(TypeError):
-        F.PackedGRU(*w, weight_hr=np.zeros((2, 4), np.float32))
+        F.PrepackedGRU(*w, weight_hr=np.zeros((2, 4), np.float32))
 
 
 def test_call_checks_name_the_argument():
-    p = F.PackedLSTM(*lstm_weights())
-    with pytest.raises(ValueError, match=r"PackedLSTM: x must be \[T, B, I\] with I = 3"):
+    p = F.PrepackedLSTM(*lstm_weights())
+    with pytest.raises(ValueError, match=r"PrepackedLSTM: x must be \[T, B, I\] with I = 3"):
         p(np.zeros((2, 1, 5), np.float32))
-    with pytest.raises(TypeError, match="PackedLSTM: x has dtype float64"):
+    with pytest.raises(TypeError, match="PrepackedLSTM: x has dtype float64"):
         p(np.zeros((2, 1, 3)))
     with pytest.raises(ValueError, match="lstm_forward: x must have shape"):
         p(np.zeros((2, 3), np.float32))
@@ -239,7 +239,7 @@ def test_call_checks_name_the_argument():
         p(np.zeros((2, 1, 3), np.float32), lengths=np.array([3]))
     with pytest.raises(TypeError, match="reverse must be a bool"):
         p(np.zeros((2, 1, 3), np.float32), reverse=1)
-    g = F.PackedRNN(np.zeros((4, 3), np.float32), np.zeros((4, 4), np.float32))
+    g = F.PrepackedRNN(np.zeros((4, 3), np.float32), np.zeros((4, 4), np.float32))
     with pytest.raises(ValueError, match="nonlinearity must be 'tanh' or 'relu'"):
         g(np.zeros((2, 1, 3), np.float32), nonlinearity="sigmoid")
 
@@ -247,8 +247,8 @@ def test_call_checks_name_the_argument():
 def test_core_packed_argument_checks():
     w = lstm_weights()
     x = np.zeros((2, 1, 3), np.float32)
-    lstm = F.PackedLSTM(*w)._packed
-    gru = F.PackedGRU(np.zeros((12, 3), np.float32), np.zeros((12, 4), np.float32))._packed
+    lstm = F.PrepackedLSTM(*w)._packed
+    gru = F.PrepackedGRU(np.zeros((12, 3), np.float32), np.zeros((12, 4), np.float32))._packed
     none5 = (None,) * 5
     with pytest.raises(ValueError, match="keep_cache must be False"):
         _core.lstm_forward(x, None, None, *none5, None, False, True, packed=lstm)
@@ -259,10 +259,10 @@ def test_core_packed_argument_checks():
     with pytest.raises(TypeError, match="packed must be a PackedWeights"):
         _core.gru_forward(x, None, *(None,) * 4, None, False, True, False, packed=object())
     with pytest.raises(ValueError, match="cell must be 'lstm', 'gru' or 'rnn'"):
-        _core.PackedWeights("lstmx", *w, None, "PackedLSTM")
+        _core.PackedWeights("lstmx", *w, None, "PrepackedLSTM")
 
 
-# -- layers: LSTM.packed(), GRU.packed(), RNN.packed() ------------------------
+# -- layers: LSTM.prepacked(), GRU.prepacked(), RNN.prepacked() ------------------------
 
 LAYERS = [
     (rnncore.LSTM, {}),
@@ -278,7 +278,7 @@ LAYERS = [
 def test_layer_packed_same_bits_as_eval_forward(cls, options, batch_first, rng, threads):
     layer = cls(5, 8, num_layers=2, bidirectional=True, batch_first=batch_first, dropout=0.3,
                 seed=1, **options)
-    packed = layer.packed()
+    packed = layer.prepacked()
     x = rng.standard_normal((3, 7, 5)).astype(np.float32)  # [T or B, B or T, I]
     B = x.shape[0] if batch_first else x.shape[1]
     lengths = rng.integers(1, 8 if batch_first else 4, size=B)
@@ -296,13 +296,13 @@ def test_layer_packed_same_bits_as_eval_forward(cls, options, batch_first, rng, 
                             np.atleast_1d(want[1]) if cls is not rnncore.LSTM else want[1]):
                 np.testing.assert_array_equal(a, b)
     assert packed.packed_bytes > 0
-    assert repr(packed).startswith(f"PackedLayer({cls.__name__}(5, 8")
+    assert repr(packed).startswith(f"PrepackedLayer({cls.__name__}(5, 8")
 
 
 def test_layer_packed_keeps_the_weights_it_was_made_with(rng):
     layer = rnncore.GRU(4, 6, seed=0)
     x = rng.standard_normal((5, 2, 4)).astype(np.float32)
-    packed = layer.packed()
+    packed = layer.prepacked()
     with rnncore.no_grad():
         before = layer(x)[0]
     for p in layer.params.values():
@@ -310,11 +310,11 @@ def test_layer_packed_keeps_the_weights_it_was_made_with(rng):
     np.testing.assert_array_equal(packed(x)[0], before)
     with rnncore.no_grad():
         assert not np.array_equal(layer(x)[0], before)
-    np.testing.assert_array_equal(layer.packed()(x)[0], layer.eval()(x)[0])
+    np.testing.assert_array_equal(layer.prepacked()(x)[0], layer.eval()(x)[0])
 
 
 def test_layer_packed_checks_its_arguments():
-    packed = rnncore.LSTM(3, 4).packed()
+    packed = rnncore.LSTM(3, 4).prepacked()
     with pytest.raises(TypeError, match="LSTM: x must have dtype float32"):
         packed(np.zeros((2, 1, 3)))
     with pytest.raises(ValueError, match="LSTM: x must have shape"):
