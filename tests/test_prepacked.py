@@ -22,6 +22,8 @@ SHAPES = [  # (T, B, I, H)
     (30, 1, 7, 40),   # batch 1, longer: W_hh packed
     (9, 3, 5, 17),
     (12, 16, 8, 33),  # several threads' shares, H not a multiple of 16
+    (1, 6, 256, 40),  # one step at a few rows: the plain call swaps (W_ih), prepacked does not
+    (1, 12, 128, 128),
 ]
 
 

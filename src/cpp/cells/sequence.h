@@ -92,8 +92,12 @@ T* whole_a(Buffer<T>& room, index_t M, index_t K) {
 // the call makes a single product (a one-step call); then, when gemm
 // would read W's rows in place for it (gemm::reads_b_in_place), W is not
 // packed and the product goes through gemm.  packs: where W's rows may be
-// packed already (rnncore/packed.h), used when the call would pack them;
-// the choice of path is the same with or without, and so is every bit.
+// packed already (rnncore/packed.h), used wherever the call would pack
+// them, and for `once` instead of gemm's swap, whose narrow tiles spend
+// most lanes on padding at a few rows -- the packed product wins once the
+// pack is free (gemm gives the same bits either way, gemm.cpp swaps()):
+// LSTM T=1, H=256, B=4-8 0.28-0.49x the time, B=16-64 0.9x.  The direct
+// (batch-1) paths stay as they are.
 template <typename T>
 class GateRows {
  public:
@@ -103,7 +107,7 @@ class GateRows {
            bool once = false, const PackStore<T>* packs = nullptr)
       : W_(W + r0 * ldw), ldw_(ldw), gate_rows_(gate_rows), g0_(g0),
         gates_(g1 - g0), n_(n), direct_(direct),
-        by_gemm_(!direct && once &&
+        by_gemm_(!direct && once && !packs &&
                  gemm::reads_b_in_place<T>(max_rows, n, ldw, W_, ldw)) {
     if (direct_ || by_gemm_) return;
     auto pack = [&](gemm::PackedB<T>& out) {
