@@ -5,6 +5,7 @@ or the calls made before it."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -325,3 +326,50 @@ def test_layer_packed_checks_its_arguments():
         packed(np.zeros((2, 1, 3), np.float32), np.zeros((1, 1, 4), np.float32))
     with pytest.raises(ValueError, match="lengths"):
         packed(np.zeros((2, 1, 3), np.float32), None, [3])
+
+
+# -- rnncore.models: decoding steps on prepacked weights ---------------------
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_decoder_frozen_steps_same_bits(cell, rng):
+    from rnncore.models import Seq2Seq
+
+    model = Seq2Seq(cell=cell, vocab_size=7, hidden_size=16, num_layers=2, seed=0)
+    X = [rng.integers(0, 7, 5) for _ in range(4)]
+    model.fit(X, X, epochs=1, lr=0.01, progress=False)
+    dec, N = model.decoder, 6
+    memory = (rng.standard_normal((5, N, 16)).astype(np.float32), np.full(N, 5))
+    tokens = rng.integers(0, 7, N)
+
+    def steps():
+        state, out = (dec.zero_states(N), memory), []
+        for _ in range(4):
+            logp, state = dec.decode_step(tokens, state)
+            out.append(logp)
+        return out, state[0]
+
+    want = steps()
+    before = dec._steps
+    with dec.frozen_steps():
+        got = steps()
+        assert all(c._prepacked is not None for c in dec._steps)
+    assert dec._steps is before  # restored
+    for a, b in zip(got[0] + list(got[1]), want[0] + list(want[1])):
+        np.testing.assert_array_equal(a, b)
+    # Beam search over several hypotheses runs on frozen steps: the same
+    # translations as on the layer's own weights.
+    srcs = [np.array([1, 2, 3, 4]), np.array([5, 0, 6])]
+    used = []
+    frozen = dec.frozen_steps
+
+    def spy():
+        used.append(True)
+        return frozen()
+
+    dec.frozen_steps = spy
+    got = model.translate(srcs, method="beam", beam_size=3, max_len=6)
+    assert used
+    dec.frozen_steps = contextlib.nullcontext
+    want = model.translate(srcs, method="beam", beam_size=3, max_len=6)
+    del dec.frozen_steps
+    assert [a.tolist() for a in got] == [b.tolist() for b in want]

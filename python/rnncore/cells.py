@@ -39,6 +39,10 @@ __all__ = ["LSTMCell", "GRUCell", "RNNCell"]
 class _Cell(_Module):
     """The machinery shared by :class:`LSTMCell`, :class:`GRUCell` and :class:`RNNCell`."""
 
+    # A functional.Prepacked* of the cell's weights, run instead of params
+    # (rnncore.models' decoders set it for the length of a decoding).
+    _prepacked = None
+
     def __init__(self, input_size, hidden_size, bias, dtype, seed, **options):
         owner = type(self).__name__
         config = {
@@ -132,7 +136,8 @@ class _Cell(_Module):
                 value = np.ascontiguousarray(value.reshape(B, size))
             states.append(value)
         x = np.ascontiguousarray(x.reshape(1, B, self.input_size))
-        _, finals, _ = _run_forward(self._kind, x, tuple(states), self.params, self._stack.options)
+        _, finals, _ = _run_forward(self._kind, x, tuple(states), self.params, self._stack.options,
+                                    packed=self._prepacked)
         return self._join_states(tuple(f if batched else f[0] for f in finals))
 
 

@@ -8,6 +8,7 @@ and live here.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Optional
 
 import numpy as np
@@ -65,11 +66,15 @@ class TokenWriter(Model):
         """Decode ``n`` sequences from the decoder ``state`` (``(states, memory)``)."""
         decoder, V = self.decoder, self._V
         bos = np.full(n, V)
-        if method == "beam":
-            return beam_search(decoder.decode_step, decoder.reorder, state, bos, V, max_len, beam_size,
-                               length_penalty)
-        return sample(decoder.decode_step, decoder.reorder, state, bos, V, max_len,
-                      temperature if method == "sample" else 0.0, rng)
+        # One hypothesis a step multiplies the weights where they are (nothing
+        # to prepack); from two, prepacked steps pay for their copy in a step or two.
+        rows = n * (beam_size if method == "beam" else 1)
+        with decoder.frozen_steps() if rows >= 2 else nullcontext():
+            if method == "beam":
+                return beam_search(decoder.decode_step, decoder.reorder, state, bos, V, max_len, beam_size,
+                                   length_penalty)
+            return sample(decoder.decode_step, decoder.reorder, state, bos, V, max_len,
+                          temperature if method == "sample" else 0.0, rng)
 
     @staticmethod
     def _decoding_options(method: str, methods: tuple, beam_size: Any, max_len: Any, length_penalty: Any) -> tuple:
