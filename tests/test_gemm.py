@@ -346,6 +346,34 @@ def test_gemm_packed_reverse_gives_the_same_bits(isa, dtype, beta, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_gemm_packed_one_row_gives_the_bits_of_gemm(isa, dtype, beta, rng):
+    # One row of A with K in one K block goes straight to the micro-kernel,
+    # panel by panel (gemm.cpp gemm_packed): the same bits as gemm, which
+    # packs B for the call and runs the blocked loops; column ranges and
+    # both walk directions.
+    mr, nr = tile(isa, dtype)
+    for K in (1, 37, 300, 1024):
+        N = 470
+        b = rng.standard_normal((N, K)).astype(dtype)
+        a = strided(rng, 1, K, dtype)
+        packed = _core._TestingPackedB("T", b)
+        c0 = c_start(rng, 1, N, dtype, beta)
+        want = c0.copy()
+        _core._testing_gemm("N", "T", 0.5, a, b, beta, want)
+        for n0, n1 in ((0, N), (nr, N), (0, 3 * nr + 1)):
+            for alternate in (False, True):
+                c = c0.copy()
+                packed.matmul(0.5, a, beta, c, n0, n1, repeat=2 if alternate else 1,
+                              alternate=alternate)
+                what = f"K={K} [{n0}, {n1}) alternate={alternate}"
+                if beta == 0.0 or not alternate:
+                    np.testing.assert_array_equal(c[:, n0:n1], want[:, n0:n1], what)
+                np.testing.assert_array_equal(c[:, :n0], c0[:, :n0], what)
+                np.testing.assert_array_equal(c[:, n1:], c0[:, n1:], what)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [0.0, 0.5])
 def test_gemm_packed_whole_a_gives_the_same_bits(isa, dtype, beta, rng):
     # Given room (whole_a), gemm_packed packs rows too long to be read in
     # place once for every column block instead of once per block: the same
