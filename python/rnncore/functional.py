@@ -223,6 +223,15 @@ def rnn_backward(cache, dy, dh_n=None) -> RNNGrads:
     return RNNGrads(*_core.rnn_backward(cache, dy, dh_n))
 
 
+def _prepack(cell: str, weights: dict) -> "_Packed":
+    """The Prepacked* of ``cell`` ("lstm", "gru", "rnn") from one layer and
+    direction's arrays by role (``weight_ih``, ..., ``weight_hr``)."""
+    cls = {"lstm": PrepackedLSTM, "gru": PrepackedGRU, "rnn": PrepackedRNN}[cell]
+    extra = {"weight_hr": weights["weight_hr"]} if "weight_hr" in weights else {}
+    return cls(weights["weight_ih"], weights["weight_hh"], weights.get("bias_ih"),
+               weights.get("bias_hh"), **extra)
+
+
 class _Packed:
     """What the three packed layers share (see :class:`PrepackedLSTM`)."""
 

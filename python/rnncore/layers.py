@@ -716,20 +716,12 @@ class PrepackedLayer:
     """
 
     def __init__(self, layer):
-        packs = {"LSTM": functional.PrepackedLSTM, "GRU": functional.PrepackedGRU,
-                 "RNN": functional.PrepackedRNN}[layer._kind.name]
-        stack = layer._stack
-        self._packs = []
-        for k in range(stack.num_layers):
-            for d in range(stack.directions):
-                w = stack._weights(layer.params, k, d)
-                extra = {"weight_hr": w["weight_hr"]} if "weight_hr" in w else {}
-                self._packs.append(packs(w["weight_ih"], w["weight_hh"], w.get("bias_ih"),
-                                         w.get("bias_hh"), **extra))
+        stack, cell = layer._stack, layer._kind.name.lower()
+        self._packs = [functional._prepack(cell, stack._weights(layer.params, k, d))
+                       for k in range(stack.num_layers) for d in range(stack.directions)]
         # The layer's argument handling, without its parameters, gradients or mode.
         self._shell = copy.copy(layer)
         self._shell.params, self._shell.grads, self._shell.training = {}, {}, False
-        self._name = type(layer).__name__
 
     @property
     def packed_bytes(self) -> int:

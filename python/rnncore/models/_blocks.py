@@ -147,13 +147,10 @@ class Recurrent(nn.Module):
         bit (rnncore.functional.PrepackedLSTM).  The copies are made here,
         so the weights must not change inside (decoding does not train).
         """
-        prepacked = {"lstm": functional.PrepackedLSTM, "gru": functional.PrepackedGRU,
-                     "rnn": functional.PrepackedRNN}[self._cell]
         steps = []
         for k in range(self.rnn.num_layers):
             cell = _CELL_STEPS[self._cell].from_layer(self.rnn, k)
-            w = cell.params
-            cell._prepacked = prepacked(w["weight_ih"], w["weight_hh"], w.get("bias_ih"), w.get("bias_hh"))
+            cell._prepacked = functional._prepack(self._cell, cell.params)
             steps.append(cell)
         saved, self._steps = self._steps, steps
         try:

@@ -29,16 +29,14 @@ std::unique_ptr<PackedWeights> make(const std::string& cell, py::handle W_ih,
                                     const std::string& fn) {
   auto p = std::make_unique<PackedWeights>();
   p->cell = cell;
-  p->gates = gates_of(cell);
   if (cell != "lstm" && !W_hr.is_none())
     fail_value(fn + ": weight_hr (a projection) exists for the LSTM only");
   SeqInputs in;
   in.dtype = require_float(W_hh, {fn.c_str(), "weight_hh"}, std::nullopt,
                            {-1, -1}, "[G*H, H]").dtype();
   in.d.I = -1;
-  parse_weights(fn.c_str(), p->gates, in, W_ih, W_hh, b_ih, b_hh, W_hr);
+  parse_weights(fn.c_str(), gates_of(cell), in, W_ih, W_hh, b_ih, b_hh, W_hr);
   p->d = in.d;
-  p->d.T = p->d.B = 0;
   p->W_ih = frozen(in.W_ih);
   p->W_hh = frozen(in.W_hh);
   p->b_ih = frozen(in.b_ih);

@@ -12,9 +12,8 @@
 namespace rnncore::bindings {
 
 struct PackedWeights {
-  std::string cell;   // "lstm", "gru" or "rnn"
-  index_t gates = 0;  // G
-  Dims d;             // I, H, P (T and B 0)
+  std::string cell;  // "lstm", "gru" or "rnn"
+  Dims d;            // I, H, P (T and B 0)
   py::array W_ih, W_hh;
   py::object b_ih, b_hh, W_hr;  // None or arrays
   std::unique_ptr<PackStore<float>> packs32;

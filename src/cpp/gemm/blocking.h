@@ -56,8 +56,8 @@
 //       sets); packing one micro-panel at a time then reads each cache line
 //       of A from L3 about twice, for little more than 56 of its 64 bytes.
 //       Instead the Ã panels of MC rows (a quarter of L2: 56 for fp32
-//       AVX-512 at KC = 1024, 224 at 256) are packed at once, reading whole stretches of rows of A
-//       (TN 1024 x 256 x 3200: 90 -> 105 GFLOP/s), and, K blocks outermost,
+//       AVX-512 at KC = 1024, 224 at 256) are packed at once, reading
+//       whole stretches of rows of A (TN 1024 x 256 x 3200: 90 -> 105 GFLOP/s), and, K blocks outermost,
 //       once per K block rather than once per column block (TN dW = dG^T x,
 //       3072 x 1024 x 5120: 0.89-0.90x the time; packing was 15% of it).
 //       With A not transposed the per-panel pack keeps each Ã in L1 and is

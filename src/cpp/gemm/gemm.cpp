@@ -478,20 +478,14 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
   if (M == 1 && B.K_ > 0 && B.K_ <= kMaxKC && alpha != T(0)) {
     // One row (a batch-1 step): blocking() gives it one K block, and its K
     // values are its Ã micro-panel as they are, so the product is one
-    // micro-kernel call per panel, in the order blocked() would make them
-    // (decreasing when `reverse`) -- the same calls, the same bits, without
-    // the blocking and tiling bookkeeping, which cost as much as a product
-    // of a few KiB: forward at B=1, H=32, T=1000 (lockstep A/B): LSTM 0.93x
-    // the time, GRU 0.89x, tanh RNN 0.80x; H=64 0.92-0.97x; H>=256 within
-    // +-1%.
-    const index_t count = (n1 - n0 + nr - 1) / nr;
-    for (index_t q = 0; q < count; ++q) {
-      const index_t col = n0 + (reverse ? count - 1 - q : q) * nr;
-      B.kernels_->ukernel(1, std::min(nr, n1 - col), B.K_, alpha, A,
-                          B.panels_.data() + col / nr * stride, beta, C + col,
-                          ldc);
-    }
-    return;
+    // tile_pass over all the columns: the micro-kernel calls blocked()
+    // makes, in its order, the same bits (tests/test_gemm.py), without the blocking and tiling bookkeeping, which
+    // cost as much as a product of a few KiB: forward at B=1, T=1000, H=32
+    // (lockstep A/B): LSTM 0.93x the time, GRU 0.89x, tanh RNN 0.85x; H=64
+    // 0.85-0.96x; H>=256 within +-1%.
+    const Panels<T> all{B.panels_.data() + n0 / nr * stride, stride};
+    return tile_pass(*B.kernels_, index_t(1), n1 - n0, B.K_, alpha, A,
+                     index_t(0), all, beta, C + n0, ldc, reverse);
   }
   auto panels = [&](index_t jc, index_t, index_t pc, index_t) {
     return Panels<T>{B.panels_.data() + jc / nr * stride + pc * nr, stride};
