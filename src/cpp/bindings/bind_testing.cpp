@@ -286,6 +286,13 @@ py::dict testing_ukernel_shapes(const std::string& isa) {
 }  // namespace
 
 void register_testing(py::module_& m) {
+  m.def("_testing_fuse_products",
+        [](bool on) { cells::fuse_products.store(on); }, py::arg("on"),
+        "Tests only: whether batch-1 time loops run the fused step kernel "
+        "(off: the same chunks, products one after the other).");
+  m.def("_testing_fused_chunks", [] { return cells::fused_chunks.load(); },
+        "Tests only: how many chunks the fused step kernel has made so far "
+        "in this process.");
   m.def("_testing_fail_steppers",
         [](int n) { cells::fail_next_steppers.store(n); },
         py::arg("n"),

@@ -22,13 +22,13 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
 
   cells::forward_loop<T>(s, 1, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
-    cells::InputChunks<T> xp(s, 1, sl, x, w.W_ih, bias, w.packs);
+    cells::InputChunks<T> xp(s, 1, sl, x, w.W_ih, bias, w.packs, true);
     cells::GateRows<T> W(w.W_hh, H, H, 0, 1, sl, cells::direct_rows(s), d.B,
                          s.steps() == 1, w.packs);
     std::vector<T> a(d.B * n);
     return [&, sl, n, xp = std::move(xp), W = std::move(W), a = std::move(a)](
                index_t step, const T* h, T* h_next, threads::Barrier&) mutable {
-      W.mul(d.B, h, H, a.data(), n, cells::odd(step));
+      xp.mul_step(W, step, h, H, a.data(), n, cells::odd(step));
       if (n == H && !s.lengths) {
         // One thread, every sequence active: the B rows of each operand lie
         // one after another, so one call covers them all (B=16 H=128: 0.96-

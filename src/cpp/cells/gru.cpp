@@ -30,7 +30,8 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
   cells::forward_loop<T>(s, 3, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
     const index_t G1 = kResetAfter ? 3 : 2;  // gates of the first product
-    cells::InputChunks<T> xp(s, 3, sl, x, w.W_ih, bias, w.packs);
+    cells::InputChunks<T> xp(s, 3, sl, x, w.W_ih, bias, w.packs,
+                              kResetAfter);
     const bool direct = cells::direct_rows(s), once = s.steps() == 1;
     cells::GateRows<T> W1(w.W_hh, H, H, 0, G1, sl, direct, d.B, once, w.packs), Wn;
     if (!kResetAfter)
@@ -39,7 +40,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
     return [&, sl, n, xp = std::move(xp), W1 = std::move(W1), Wn = std::move(Wn),
             a = std::move(a)](
                index_t step, const T* h, T* h_next, threads::Barrier& barrier) mutable {
-      W1.mul(d.B, h, H, a.data(), 3 * n, cells::odd(step));
+      xp.mul_step(W1, step, h, H, a.data(), 3 * n, cells::odd(step));
       if constexpr (!kResetAfter) {
         for (index_t b = 0; b < d.B; ++b) {
           if (!s.active(step, b)) continue;

@@ -28,7 +28,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
 
   cells::forward_loop<T>(s, 4, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
-    cells::InputChunks<T> xp(s, 4, sl, x, w.W_ih, bias, w.packs);
+    cells::InputChunks<T> xp(s, 4, sl, x, w.W_ih, bias, w.packs, true);
     const bool direct = cells::direct_rows(s), once = s.steps() == 1;
     cells::GateRows<T> W(w.W_hh, H, P, 0, 4, sl, direct, d.B, once, w.packs);  // [P, 4n]
     cells::GateRows<T> Wr;  // rows [p0, p1) of W_hr [P, H]
@@ -39,7 +39,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
     return [&, sl, n, xp = std::move(xp), W = std::move(W), Wr = std::move(Wr),
             a = std::move(a), hp = std::move(hp)](index_t step, const T* h, T* h_next,
                                 threads::Barrier& barrier) mutable {
-      W.mul(d.B, h, P, a.data(), 4 * n, cells::odd(step));
+      xp.mul_step(W, step, h, P, a.data(), 4 * n, cells::odd(step));
       for (index_t b = 0; b < d.B; ++b) {
         if (!s.active(step, b)) continue;
         const index_t row = s.row(step, b);

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -134,6 +135,12 @@ class GateRows {
   index_t cols() const { return gates_ * n_; }
 
   bool direct() const { return direct_; }
+
+  // The packed rows the products run on (gemm_packed), or null: read in
+  // place (direct, or gemm's one-step product).
+  const gemm::PackedB<T>* packed() const {
+    return direct_ || by_gemm_ ? nullptr : shared_ ? shared_ : &packed_;
+  }
 
   // C [M, cols()] (row stride ldc) = A [M, ldw] (row stride lda) x rows^T
   // (+ C when `accumulate`, not direct: the direct path overwrites C);
@@ -283,12 +290,31 @@ class ColBlock {
   Buffer<T> whole_a_;
 };
 
+// Tests only (_core._testing_fuse_products, _testing_fused_chunks):
+// fuse_products false makes the fused chunks' products one after the
+// other (gemm_packed, the same chunks); fused_chunks counts the chunks
+// the fused kernel has made.
+inline std::atomic<bool> fuse_products{true};
+inline std::atomic<long long> fused_chunks{0};
+
 // One thread's input projection x W_ih^T + bias for its units, computed for
 // a chunk of steps at a time as one product (the time-independent work,
 // hoisted out of the step loop), so memory stays O(B*H) however long the
 // sequence.  row(step, b) holds, for sequence b at `step`, gate g of unit j
 // at column g*n + j - j0.  Steps must be visited in increasing order (the
 // forward loop does).
+//
+// At batch 1 the step's recurrent product (mul_step) streams W_hh from
+// cache with one FMA per value, leaving the FMA pipes mostly idle, while
+// the projection is bound by them.  So when the kernels fuse the two
+// (gemm::fuses; `fusable`: the cell's recurrent product has the
+// projection's columns), chunks are kFusedRows steps and each step of a
+// chunk also computes an eighth of the next chunk's projection in the same
+// pass over the columns (gemm::fused_step), into the other of two
+// buffers.  The bits are those of the unfused products, as every row of a
+// chunk is summed alike however many rows the chunk has (4 or more:
+// gemm/blocking.h; a last chunk that would have fewer joins the one
+// before it).
 template <typename T>
 class InputChunks {
  public:
@@ -296,13 +322,24 @@ class InputChunks {
   // beside W_hh (1 MiB chunks: LSTM B=64 H=256 about 10% slower); the
   // product of a chunk keeps at least B rows.
   static constexpr index_t kChunkBytes = 256 * 1024;
+  // Chunks of fewer rows are summed with split chains (ukernel_simd.h).
+  static constexpr index_t kMinRows = 4;
 
   // bias: the folded bias [G*H] (folded_bias) or empty; packs: GateRows'.
   InputChunks(const Schedule& s, index_t G, const Slice& sl, const T* x,
               const T* W_ih, const std::vector<T>& bias,
-              const PackStore<T>* packs = nullptr)
+              const PackStore<T>* packs = nullptr, bool fusable = false)
       : s_(s), x_(x), cols_(G * sl.units()) {
     const Dims& d = s.d;
+    // Fused: batch 1, the recurrent product packed for the call (more
+    // than direct_rows' steps), two chunks at least, and W_hh large enough
+    // (fused_pays).  The choice must not depend on the thread count (the
+    // chunks would: a last one of fewer than kMinRows rows sums otherwise).
+    fused_ = fusable && d.B == 1 && s.steps() >= 2 * gemm::kFusedRows &&
+             fused_pays(d.P, G * d.H * d.P * index_t(sizeof(T))) &&
+             gemm::fuses_shapes<T>(d.P, d.I) &&
+             (!in_place() || reinterpret_cast<std::uintptr_t>(x) % alignof(T) == 0);
+    fuse_kernel_ = fused_ && fuse_products.load(std::memory_order_relaxed);
     // Steps per chunk: the whole projection of a chunk about kChunkBytes, at
     // least one step, at most the call's (a short call is one chunk: room
     // for its rows only, and one product, which gemm may make on W_ih where
@@ -311,25 +348,55 @@ class InputChunks {
     // depends on G*H, not on this thread's share, so chunks (and each
     // element's rounding) are the same for every thread count.
     const index_t row_bytes = G * d.H * index_t(sizeof(T));
-    steps_ = std::clamp<index_t>((kChunkBytes / row_bytes) / d.B, 1,
-                                 std::max<index_t>(1, s.steps()));
+    steps_ = fused_ ? gemm::kFusedRows
+                    : std::clamp<index_t>((kChunkBytes / row_bytes) / d.B, 1,
+                                          std::max<index_t>(1, s.steps()));
+    const index_t room = fused_ ? gemm::kFusedRows + kMinRows - 1 : steps_;
     W_ = GateRows<T>(W_ih, d.H, d.I, 0, G, sl, s.steps() * d.B <= kDirectRows,
-                     steps_ * d.B, steps_ >= s.steps(), packs);
+                     room * d.B, steps_ >= s.steps(), packs);
     for (index_t g = 0; !bias.empty() && g < G; ++g)
       bias_.insert(bias_.end(), bias.begin() + g * d.H + sl.j0,
                    bias.begin() + g * d.H + sl.j1);
+    const index_t buffers = fused_ ? 2 : 1;
     if (!in_place())
-      x_rows_.resize(static_cast<std::size_t>(steps_ * d.B * d.I));
-    xp_.resize(static_cast<std::size_t>(steps_ * d.B * cols_));
+      x_rows_.resize(static_cast<std::size_t>(buffers * room * d.B * d.I));
+    xp_.resize(static_cast<std::size_t>(buffers * room * d.B * cols_));
   }
 
   // The projection row of sequence b at `step` (b active at step).
   const T* row(index_t step, index_t b) {
-    if (step < s0_ || step >= s1_) compute(step);
+    if (step < s0_ || step >= s1_) start(step);
     // In place, the chunk's rows are in time order: reversed, step s0_ is
     // its last block of B rows.
     const index_t k = in_place() && s_.reverse ? s1_ - 1 - step : step - s0_;
-    return xp_.data() + (k * s_.d.B + b) * cols_;
+    return chunk(cur_) + (k * s_.d.B + b) * cols_;
+  }
+
+  // The step's recurrent product C [B, W.cols()] = h [B, ldh] x W's rows^T
+  // (GateRows::mul), with, fused, a piece of the next chunk's projection.
+  void mul_step(GateRows<T>& W, index_t step, const T* h, index_t ldh, T* C,
+                index_t ldc, bool reverse) {
+    if (fused_ && (step < s0_ || step >= s1_)) start(step);
+    const gemm::PackedB<T>* Whh = W.packed();
+    const gemm::PackedB<T>* Wih = W_.packed();
+    if (!fuse_kernel_ || !Whh || !Wih || s1_ - s0_ != gemm::kFusedRows ||
+        end_of(s1_) - s1_ != gemm::kFusedRows || !gemm::fuses(*Whh, *Wih))
+      return W.mul(s_.d.B, h, ldh, C, ldc, reverse);
+    const index_t k = step - s0_, K = s_.d.I, other = 1 - cur_;
+    if (k == 0) rows_src_ = rows_of(s1_, other);
+    const index_t p0 = k * K / gemm::kFusedRows;
+    const index_t p1 = (k + 1) * K / gemm::kFusedRows;
+    if (p1 > p0) {
+      gemm::fused_step<T>(h, *Whh, C, reverse, rows_src_, K, *Wih, p0, p1,
+                          bias_.empty() ? nullptr : bias_.data(), chunk(other),
+                          cols_);
+    } else {
+      W.mul(s_.d.B, h, ldh, C, ldc, reverse);
+    }
+    if (k == gemm::kFusedRows - 1) {
+      ready_ = s1_;
+      fused_chunks.fetch_add(1, std::memory_order_relaxed);
+    }
   }
 
  private:
@@ -339,19 +406,46 @@ class InputChunks {
   // (2-7% faster than copying them, 1 and 2 threads, interleaved A/B.)
   bool in_place() const { return !s_.lengths; }
 
-  void compute(index_t s0) {
-    const Dims& d = s_.d;
-    const index_t n = std::min(steps_, s_.steps() - s0);
-    s0_ = s0;
-    s1_ = s0 + n;
-    if (in_place()) {
-      const index_t t_lo = s_.reverse ? d.T - s1_ : s0;
-      finish(n * d.B, x_ + t_lo * d.B * d.I);
+  T* chunk(index_t buffer) {
+    return xp_.data() + buffer * (xp_.size() / (fused_ ? 2 : 1));
+  }
+
+  // The end of the chunk starting at s0: steps_ later, but fused, a rest of
+  // fewer than kMinRows steps joins the chunk before it.
+  index_t end_of(index_t s0) const {
+    const index_t left = s_.steps() - s0;
+    if (fused_ && left < steps_ + kMinRows) return s_.steps();
+    return s0 + std::min(steps_, left);
+  }
+
+  // The chunk from s0 becomes current: already computed by the fused
+  // pieces (ready_), or computed now.
+  void start(index_t s0) {
+    const index_t s1 = end_of(s0);
+    if (fused_ && ready_ == s0) {
+      cur_ = 1 - cur_;
+      s0_ = s0;
+      s1_ = s1;
+      ready_ = -1;
       return;
     }
+    s0_ = s0;
+    s1_ = s1;
+    finish((s1 - s0) * s_.d.B, rows_of(s0, cur_));
+  }
+
+  // The rows of x of the chunk from s0, in place or gathered into buffer.
+  const T* rows_of(index_t s0, index_t buffer) {
+    const Dims& d = s_.d;
+    const index_t s1 = end_of(s0), n = s1 - s0;
+    if (in_place()) {
+      const index_t t_lo = s_.reverse ? d.T - s1 : s0;
+      return x_ + t_lo * d.B * d.I;
+    }
+    T* const rows = x_rows_.data() + buffer * (x_rows_.size() / (fused_ ? 2 : 1));
     for (index_t k = 0; k < n; ++k)
       for (index_t b = 0; b < d.B; ++b) {
-        T* dst = x_rows_.data() + (k * d.B + b) * d.I;
+        T* dst = rows + (k * d.B + b) * d.I;
         if (s_.active(s0 + k, b)) {
           const T* src = x_ + s_.row(s0 + k, b) * d.I;
           std::copy(src, src + d.I, dst);
@@ -359,32 +453,50 @@ class InputChunks {
           std::fill(dst, dst + d.I, T(0));
         }
       }
-    finish(n * d.B, x_rows_.data());
+    return rows;
   }
 
-  // xp_ = rows of a (row stride I) times W_ih^T, plus the bias.  Packed,
-  // the product adds itself to rows that hold the bias (copied, vectorised
+  // The current chunk = rows of a (row stride I) times W_ih^T, plus the
+  // bias.  Packed, the product adds itself to rows that hold the bias (copied, vectorised
   // by the C library): the scalar add after it was 3-4% of a batch-16 tanh
   // RNN's forward.  The sum then rounds as bias + (x W_ih^T) when I fits
   // one K block of the GEMM, (bias + first block) + ... when longer.
   // (The direct path, at most kDirectRows rows, overwrites C: it adds the
   // bias after.)
   void finish(index_t rows, const T* a) {
+    T* const xp = chunk(cur_);
     if (bias_.empty() || W_.direct()) {
-      W_.mul(rows, a, s_.d.I, xp_.data(), cols_);
+      W_.mul(rows, a, s_.d.I, xp, cols_);
       for (index_t r = 0; !bias_.empty() && r < rows; ++r)
-        for (index_t j = 0; j < cols_; ++j) xp_[r * cols_ + j] += bias_[j];
+        for (index_t j = 0; j < cols_; ++j) xp[r * cols_ + j] += bias_[j];
       return;
     }
     for (index_t r = 0; r < rows; ++r)
-      std::copy(bias_.begin(), bias_.end(), xp_.data() + r * cols_);
-    W_.mul(rows, a, s_.d.I, xp_.data(), cols_, false, true);
+      std::copy(bias_.begin(), bias_.end(), xp + r * cols_);
+    W_.mul(rows, a, s_.d.I, xp, cols_, false, true);
+  }
+
+  // Whether fusing pays: a W_hh of at least 64 KiB and 96 columns.
+  // Interleaved A/B, forward T=100 B=1 (I = H), fused / unfused time: LSTM
+  // H=96 (144 KiB) 0.95-0.97x, 128 0.93x, 192 0.91x, 256 0.94-0.97x, 512
+  // 0.92-0.93x; GRU H=96 0.95x, 128 0.93x, 256 0.93-0.97x; tanh RNN H=128
+  // (64 KiB) 0.96x, 256 0.89x, 512 0.92-0.94x; below, slower: LSTM H=64
+  // (64 KiB, 64 columns) 1.02x, GRU H=64 1.05-1.09x, RNN H=64-96
+  // 1.03-1.07x -- fewer FMAs per panel against the fused pass's
+  // bookkeeping (16 partial sums loaded and stored per panel and step).
+  static bool fused_pays(index_t K, index_t w_bytes) {
+    return K >= 96 && w_bytes >= 64 * 1024;
   }
 
   const Schedule& s_;
   const T* x_;
   index_t cols_, steps_ = 1;
-  index_t s0_ = 0, s1_ = 0;  // the steps in xp_
+  index_t s0_ = 0, s1_ = 0;  // the steps of the current chunk
+  bool fused_ = false;       // chunks of kFusedRows steps, made fused
+  bool fuse_kernel_ = false; // fused_ and fuse_products: the fused kernel
+  index_t cur_ = 0;          // its buffer (fused: 0 or 1)
+  index_t ready_ = -1;       // fused: the first step of a finished next chunk
+  const T* rows_src_ = nullptr;  // fused: the next chunk's rows of x
   GateRows<T> W_;
   std::vector<T> bias_;
   Buffer<T> x_rows_, xp_;

@@ -497,6 +497,57 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
           panels, a_room, beta, C, ldc, reverse, whole_a);
 }
 
+namespace {
+// Each product one K block: the recurrent one as gemm_packed's one-row
+// path, the projection as blocking() cuts kFusedRows rows.
+template <typename T>
+bool fuses_with(const GemmKernels<T>& uk, index_t kh, index_t ki) {
+  return uk.fused_step && kh > 0 && kh <= kMaxKC && ki > 0 &&
+         blocking(uk, kFusedRows, ki, false).kc >= ki;
+}
+}  // namespace
+
+template <typename T>
+bool fuses_shapes(index_t kh, index_t ki) {
+  return fuses_with(dispatch::active().gemm<T>(), kh, ki);
+}
+
+template <typename T>
+bool fuses(const PackedB<T>& Whh, const PackedB<T>& Wih) {
+  const GemmKernels<T>* uk = Whh.kernels_;
+  return uk && Wih.kernels_ == uk && Whh.N_ == Wih.N_ && Whh.N_ > 0 &&
+         fuses_with(*uk, Whh.K_, Wih.K_);
+}
+
+template <typename T>
+void fused_step(const T* h, const PackedB<T>& Whh, T* y, bool reverse,
+                const T* x, index_t ldx, const PackedB<T>& Wih, index_t p0,
+                index_t p1, const T* bias, T* out, index_t ldo) {
+  if (!fuses(Whh, Wih) || p0 < 0 || p1 <= p0 || p1 > Wih.K_)
+    throw std::invalid_argument("fused_step: packs that do not fuse, or an "
+                                "empty or out-of-range piece");
+  const index_t nr = Whh.kernels_->nr;
+  kernels::FusedStepArgs<T> f;
+  f.n = Whh.N_;
+  f.kh = Whh.K_;
+  f.ki = Wih.K_;
+  f.h = h;
+  f.b_hh = Whh.panels_.data();
+  f.hh_stride = panel_stride<T>(Whh.K_, nr);
+  f.y = y;
+  f.reverse = reverse;
+  f.x = x;
+  f.ldx = ldx;
+  f.b_ih = Wih.panels_.data();
+  f.ih_stride = panel_stride<T>(Wih.K_, nr);
+  f.p0 = p0;
+  f.p1 = p1;
+  f.bias = bias;
+  f.out = out;
+  f.ldo = ldo;
+  Whh.kernels_->fused_step(f);
+}
+
 template <typename T>
 std::size_t whole_a_values(index_t M, index_t K, index_t N) {
   const bool used =
@@ -533,6 +584,11 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
                                const PackedB<T>&, index_t, index_t, T, T*,   \
                                index_t, bool, T*);                           \
   template std::size_t whole_a_values<T>(index_t, index_t, index_t);         \
+  template bool fuses_shapes<T>(index_t, index_t);                           \
+  template bool fuses<T>(const PackedB<T>&, const PackedB<T>&);              \
+  template void fused_step<T>(const T*, const PackedB<T>&, T*, bool,         \
+                              const T*, index_t, const PackedB<T>&, index_t, \
+                              index_t, const T*, T*, index_t);               \
   template bool reads_b_in_place<T>(index_t, index_t, index_t, const T*,     \
                                     index_t);                                \
   template void gemv_t<T>(index_t, index_t, const T*, index_t, const T*, T*, \

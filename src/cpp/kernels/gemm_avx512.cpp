@@ -31,6 +31,8 @@ void fill_gemm_avx512(KernelTable& t) {
   t.f32 = ukernel_avx512_14x32::kernels();
   t.f64 = ukernel_avx512_14x16::kernels();
   t.f32.panel_bytes = t.f64.panel_bytes = kPanelBytes;
+  t.f32.fused_step = &FusedKernel<Zmm32, 14, 2>::run;
+  t.f64.fused_step = &FusedKernel<Zmm64, 14, 2>::run;
 }
 
 }  // namespace rnncore::kernels

@@ -10,6 +10,7 @@
 
 #include "kernels/gates.h"
 #include "rnncore/common.h"
+#include "rnncore/gemm.h"
 
 namespace rnncore::kernels {
 
@@ -91,6 +92,48 @@ template <typename T>
 using GemvN = void (*)(index_t rows, index_t n, const T* W, index_t ldw,
                        const T* a, T beta, T* y);
 
+// The batch-1 time step fused with a piece of the next input projection
+// (gemm::fused_step): two products over the same n columns, both packed
+// B̃ panels of NR columns (panel j of one at b_hh + j*hh_stride, of the
+// other at b_ih + j*ih_stride):
+//
+//   y[0:n] = h[0:kh] B̃_hh              (the recurrent product, y overwritten)
+//   out[i, 0:n] (+)= sum_{p in [p0, p1)} x[i*ldx + p] B̃_ih[p, :]
+//                                       for i < kFusedRows
+//
+// the second a K-range of a product of kFusedRows rows whose partial sums
+// wait in `out` between pieces: the piece with p0 == 0 starts from zero
+// (out not read), the one with p1 == ki writes bias + sum (bias null: the
+// sum), the others store the running sums.  Panel by panel, the steps of
+// both products are interleaved, so the FMAs of the projection run while
+// the recurrent product, one FMA per value streamed, waits on the cache.
+// Every value is summed exactly as by ukernel (the recurrent product as its
+// one-row tile over one K block, the projection as its full-height tiles'
+// single chain, then C = 1 * sum + 1 * bias as with beta 1 on the bias):
+// the bits of the unfused products.  reverse: panels from the last.
+using gemm::kFusedRows;
+
+template <typename T>
+struct FusedStepArgs {
+  index_t n = 0, kh = 0, ki = 0;
+  const T* h = nullptr;
+  const T* b_hh = nullptr;
+  index_t hh_stride = 0;
+  T* y = nullptr;
+  bool reverse = false;
+  const T* x = nullptr;
+  index_t ldx = 0;
+  const T* b_ih = nullptr;
+  index_t ih_stride = 0;
+  index_t p0 = 0, p1 = 0;
+  const T* bias = nullptr;
+  T* out = nullptr;
+  index_t ldo = 0;
+};
+
+template <typename T>
+using FusedStep = void (*)(const FusedStepArgs<T>& f);
+
 // The narrow tile: ukernel_rows on B̃ panels of nr_narrow columns (a
 // divisor of NR; b[p*nr_narrow + j]), for products whose B̃ side is only
 // that wide -- on a 32-wide tile, 16 columns leave half of every FMA on
@@ -108,6 +151,9 @@ struct GemmKernels {
   GemvN<T> gemv_n = nullptr;
   index_t nr_narrow = 0;
   UKernelRows<T> ukernel_rows_narrow = nullptr;
+  // Null where the registers do not hold both products' accumulators
+  // (AVX2's 16, the reference): the products then run one after the other.
+  FusedStep<T> fused_step = nullptr;
   // Bytes of the Ã micro-panel of a full tile (MR x KC): sets KC, the
   // length of the products' K blocks (gemm/blocking.h).
   std::size_t panel_bytes = 16 * 1024;

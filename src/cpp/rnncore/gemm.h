@@ -148,6 +148,36 @@ template <typename T>
 void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
             T beta, T* y);
 
+// The batch-1 step of a time loop fused with a piece of the next chunk's
+// input projection, when fuses(Whh, Wih): in one pass over the columns,
+//
+//   y[0:N] = h Whh                          (gemm_packed with M = 1, beta 0)
+//   out[i, :] = bias + x_i Wih  for i < kFusedRows rows x_i = x + i*ldx,
+//                               over k in [p0, p1) of Wih's K per call
+//
+// the projection in pieces: the one from p0 = 0 starts the sums, the one
+// ending at Wih.rows() adds the bias (null: none) -- in between `out`
+// holds partial sums.  Both results have the bits gemm_packed would give
+// (y with beta 0; out for C = bias rows with beta 1, or beta 0 without a
+// bias).  The recurrent product is bound by the cache's bandwidth (one
+// FMA per value of Whh) and the projection by the FMA pipes: together
+// they overlap (kernels::FusedStep).  x aligned to T; reverse as in
+// gemm_packed.  Allocates nothing.
+constexpr index_t kFusedRows = 8;
+
+// Whether the active kernels fuse a recurrent product of K = kh with a
+// projection of K = ki (each must be one K block); fuses(): and these two
+// packs, of the same columns, for the kernels they were packed for.
+template <typename T>
+bool fuses_shapes(index_t kh, index_t ki);
+template <typename T>
+bool fuses(const PackedB<T>& Whh, const PackedB<T>& Wih);
+
+template <typename T>
+void fused_step(const T* h, const PackedB<T>& Whh, T* y, bool reverse,
+                const T* x, index_t ldx, const PackedB<T>& Wih, index_t p0,
+                index_t p1, const T* bias, T* out, index_t ldo);
+
 // op(B) [K,N] as panels of panel_width() columns, each K rows by
 // panel_width(), zero-padded on the right (layout: kernels/kernel_table.h),
 // one after another (a little apart for some K: gemm.cpp, panel_stride).
@@ -168,6 +198,10 @@ class PackedB {
                              index_t, PackedB<T>&);
   friend void gemm_packed<T>(index_t, T, const T*, index_t, const PackedB<T>&,
                              index_t, index_t, T, T*, index_t, bool, T*);
+  friend bool fuses<T>(const PackedB<T>&, const PackedB<T>&);
+  friend void fused_step<T>(const T*, const PackedB<T>&, T*, bool, const T*,
+                            index_t, const PackedB<T>&, index_t, index_t,
+                            const T*, T*, index_t);
   // Records the kernels and shape of a new packing; room for its panels.
   T* start(const kernels::GemmKernels<T>& uk, index_t K, index_t N);
   const kernels::GemmKernels<T>* kernels_ = nullptr;

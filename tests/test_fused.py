@@ -1,0 +1,115 @@
+"""The fused batch-1 step: at batch 1 a forward time loop computes each
+chunk's input projection during the previous chunk's steps, in the same pass
+over the columns as the recurrent product (gemm::fused_step, AVX-512).  It
+must give the bits of the same products made one after the other, for every
+cell, direction, length, dtype and thread count, in inference and training
+(the backward reads the cache the forward wrote)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+
+import rnncore
+from cellcases import ALL_VARIANTS, arg_names, backward, forward, make_args, output_grads
+from rnncore import _core
+
+# (T, I, H): shapes the fused step takes at batch 1 (W_hh of 64 KiB or
+# more, at least 96 columns: sequence.h, fused_pays) but for the projected
+# LSTM (P = H/2) below H = 192, and GRU's reset-before variant, never fused.
+SHAPES = [
+    (16, 96, 96),     # two chunks of 8 steps: the second made fused
+    (19, 96, 96),     # 8 + 11: a rest of 3 steps joins the last chunk
+    (23, 130, 100),   # 8 + 8 + 7; columns not a multiple of the panels
+    (40, 5, 128),     # I < 8: some steps' pieces of the projection are empty
+    (17, 1, 200),     # I = 1: one piece per chunk, the last
+    (100, 256, 256),  # the benchmark's shape
+]
+
+
+@contextlib.contextmanager
+def fusing(on):
+    _core._testing_fuse_products(on)
+    try:
+        yield
+    finally:
+        _core._testing_fuse_products(True)
+
+
+def fused_chunks():
+    return _core._testing_fused_chunks()
+
+
+@pytest.fixture
+def threads():
+    before = rnncore.get_num_threads()
+    yield
+    rnncore.set_num_threads(before)
+
+
+def run(v, args, on, nthreads, lengths, reverse, rng_seed):
+    """Forward outputs and, from the same cache, the gradients."""
+    rnncore.set_num_threads(nthreads)
+    with fusing(on):
+        outs, cache = forward(rnncore.functional, v, args, lengths=lengths,
+                              reverse=reverse)
+        dy, d_states = output_grads(outs, np.random.default_rng(rng_seed))
+        grads = backward(rnncore.functional, v, cache, dy, d_states)
+        inference = forward(rnncore.functional, v, args, lengths=lengths,
+                            reverse=reverse, keep_cache=False)[0]
+    return [*outs, *grads, *inference]
+
+
+@pytest.mark.parametrize("v", ALL_VARIANTS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T%dI%dH%d" % s)
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_same_bits_as_unfused(v, dtype, shape, reverse, rng, threads):
+    T, I, H = shape
+    args = make_args(v, T, 1, I, H, dtype, rng, bias=T % 2 == 0)
+    lengths = np.array([T - 2]) if T % 3 == 0 else None
+    for nthreads in (1, 2):
+        want = run(v, args, False, nthreads, lengths, reverse, T)
+        got = run(v, args, True, nthreads, lengths, reverse, T)
+        assert len(got) == len(want)
+        for i, (a, b) in enumerate(zip(want, got)):
+            if a is None:  # no bias: no bias gradients
+                assert b is None
+                continue
+            assert a.dtype == b.dtype == dtype
+            np.testing.assert_array_equal(b, a, err_msg=f"result {i}, {nthreads} threads")
+
+
+@pytest.mark.skipif(rnncore.cpu_info()["isa"] != "avx512",
+                    reason="the fused step kernel is AVX-512's")
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_kernel_runs(cell, dtype, rng, threads):
+    """The shapes above do reach the fused kernel (else the comparison
+    would hold trivially): T=100, H=256 makes 12 chunks of 8 steps, the
+    first computed before the loop, the 11 others fused; at 2 threads,
+    each thread's share of the columns makes its own."""
+    v = next(v for v in ALL_VARIANTS if v.cell == cell and not v.projected)
+    args = make_args(v, 100, 1, 256, 256, dtype, rng)
+    for nthreads in (1, 2):
+        rnncore.set_num_threads(nthreads)
+        before = fused_chunks()
+        forward(rnncore.functional, v, args, keep_cache=False)
+        assert fused_chunks() - before == 11 * nthreads
+        with fusing(False):
+            before = fused_chunks()
+            forward(rnncore.functional, v, args, keep_cache=False)
+            assert fused_chunks() == before
+
+
+@pytest.mark.parametrize("T, B, I, H", [(100, 2, 256, 256), (100, 1, 64, 64), (15, 1, 256, 256)])
+def test_not_fused(T, B, I, H, rng, threads):
+    """Batch 2, a W_hh too small to pay, or fewer than two chunks: no fused step."""
+    v = ALL_VARIANTS[0]
+    args = make_args(v, T, B, I, H, np.float32, rng)
+    rnncore.set_num_threads(1)
+    before = fused_chunks()
+    forward(rnncore.functional, v, args, keep_cache=False)
+    assert fused_chunks() == before
