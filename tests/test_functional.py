@@ -86,6 +86,19 @@ def test_long_rows_match_reference(v, dtype, shape, with_lengths, rng):
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(40, 1, 5, 128), (35, 1, 130, 100)],
+                         ids=lambda s: "T%dB%dI%dH%d" % s)
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_fused_batch_one_matches_reference(v, dtype, shape, with_lengths, rng):
+    # Batch 1, T >= 32, W_hh of 64 KiB or more (all but the RNN at H = 100):
+    # on AVX-512 the forward computes each chunk's input projection fused
+    # with the previous chunk's recurrent products (tests/test_fused.py:
+    # the same bits as unfused).  H = 100: a last panel of 16 columns.
+    assert_matches_reference(v, *shape, dtype, with_lengths, rng)
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=str)
 def test_buffers_on_huge_pages_match_reference(v, rng):
     # T*B*H*4 bytes = 4.9 MB: the per-step buffers of the training pass
     # (gates, their gradients) cross the 4 MiB from which they are
