@@ -94,7 +94,7 @@ def test_fused_batch_one_matches_reference(v, dtype, shape, with_lengths, rng):
     # Batch 1, T >= 32, W_hh of 64 KiB or more (all but the RNN at H = 100):
     # on AVX-512 the forward computes each chunk's input projection fused
     # with the previous chunk's recurrent products (tests/test_fused.py:
-    # the same bits as unfused).  H = 100: a last panel of 16 columns.
+    # the same bits as unfused).  H = 100: a last panel partly filled.
     assert_matches_reference(v, *shape, dtype, with_lengths, rng)
 
 
