@@ -91,7 +91,7 @@ def test_long_rows_match_reference(v, dtype, shape, with_lengths, rng):
                          ids=lambda s: "T%dB%dI%dH%d" % s)
 @pytest.mark.parametrize("with_lengths", [False, True])
 def test_fused_batch_one_matches_reference(v, dtype, shape, with_lengths, rng):
-    # Batch 1, T >= 32, W_hh of 64 KiB or more (all but the RNN at H = 100):
+    # Batch 1, T >= 32, 96 columns or more (all but the RNN at H = 100):
     # on AVX-512 the forward computes each chunk's input projection fused
     # with the previous chunk's recurrent products (tests/test_fused.py:
     # the same bits as unfused).  H = 100: a last panel partly filled.

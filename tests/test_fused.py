@@ -16,15 +16,15 @@ import rnncore
 from cellcases import ALL_VARIANTS, arg_names, backward, forward, make_args, output_grads
 from rnncore import _core
 
-# (T, I, H): shapes the fused step takes at batch 1 (W_hh of 64 KiB or
-# more, at least 96 columns: sequence.h, fused_pays) but for the projected
-# LSTM (P = H/2) below H = 192, and GRU's reset-before variant, never fused.
+# (T, I, H): shapes the fused step takes at batch 1 (recurrent products of
+# 96 columns or more: sequence.h, fused_pays) but for the tanh RNN at H < 96
+# and GRU's reset-before variant, never fused.
 SHAPES = [
-    (16, 96, 96),     # two chunks of 8 steps: the second made fused
-    (19, 96, 96),     # 8 + 11: a rest of 3 steps joins the last chunk
-    (23, 130, 100),   # 8 + 8 + 7; columns not a multiple of the panels
-    (40, 5, 128),     # I < 8: some steps' pieces of the projection are empty
-    (17, 1, 200),     # I = 1: one piece per chunk, the last
+    (32, 96, 96),     # two chunks of 16 steps: the second made fused
+    (35, 96, 96),     # 16 + 19: a rest of 3 steps joins the last chunk
+    (45, 130, 100),   # 16 + 16 + 13; a last tile narrower than the others
+    (40, 5, 128),     # 16 + 16 + 8: I = 5
+    (33, 1, 200),     # I = 1
     (100, 256, 256),  # the benchmark's shape
 ]
 
@@ -88,26 +88,31 @@ def test_same_bits_as_unfused(v, dtype, shape, reverse, rng, threads):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fused_kernel_runs(cell, dtype, rng, threads):
     """The shapes above do reach the fused kernel (else the comparison
-    would hold trivially): T=100, H=256 makes 12 chunks of 8 steps, the
-    first computed before the loop, the 11 others fused; at 2 threads,
-    each thread's share of the columns makes its own."""
+    would hold trivially): T=100, H=256 makes 6 chunks of 16 steps and
+    one of 4, the first computed before the loop, the next 5 fused, the
+    last after them; at 2 threads, each thread's share of the columns makes
+    its own."""
     v = next(v for v in ALL_VARIANTS if v.cell == cell and not v.projected)
     args = make_args(v, 100, 1, 256, 256, dtype, rng)
     for nthreads in (1, 2):
         rnncore.set_num_threads(nthreads)
         before = fused_chunks()
         forward(rnncore.functional, v, args, keep_cache=False)
-        assert fused_chunks() - before == 11 * nthreads
+        assert fused_chunks() - before == 5 * nthreads
         with fusing(False):
             before = fused_chunks()
             forward(rnncore.functional, v, args, keep_cache=False)
             assert fused_chunks() == before
 
 
-@pytest.mark.parametrize("T, B, I, H", [(100, 2, 256, 256), (100, 1, 64, 64), (15, 1, 256, 256)])
-def test_not_fused(T, B, I, H, rng, threads):
-    """Batch 2, a W_hh too small to pay, or fewer than two chunks: no fused step."""
-    v = ALL_VARIANTS[0]
+@pytest.mark.parametrize("name, T, B, I, H", [
+    ("lstm", 100, 2, 256, 256),             # batch 2
+    ("rnn_tanh", 100, 1, 64, 64),           # 64 columns: too few to pay
+    ("lstm", 31, 1, 256, 256),              # fewer than two chunks
+    ("gru_reset_before", 100, 1, 256, 256),  # r*h between the two products
+])
+def test_not_fused(name, T, B, I, H, rng, threads):
+    v = next(v for v in ALL_VARIANTS if v.name == name)
     args = make_args(v, T, B, I, H, np.float32, rng)
     rnncore.set_num_threads(1)
     before = fused_chunks()

@@ -309,9 +309,9 @@ inline std::atomic<long long> fused_chunks{0};
 // the projection is bound by them.  So when the kernels fuse the two
 // (gemm::fuses; `fusable`: the cell's recurrent product has the
 // projection's columns), chunks are kFusedRows steps and each step of a
-// chunk also computes an eighth of the next chunk's projection in the same
-// pass over the columns (gemm::fused_step), into the other of two
-// buffers.  The bits are those of the unfused products, as every row of a
+// chunk also computes a kFusedRows-th of the next chunk's projection (a
+// share of its columns) in the same pass (gemm::fused_step), into the
+// other of two buffers.  The bits are those of the unfused products, as every row of a
 // chunk is summed alike however many rows the chunk has (4 or more:
 // gemm/blocking.h; a last chunk that would have fewer joins the one
 // before it).
@@ -332,11 +332,11 @@ class InputChunks {
       : s_(s), x_(x), cols_(G * sl.units()) {
     const Dims& d = s.d;
     // Fused: batch 1, the recurrent product packed for the call (more
-    // than direct_rows' steps), two chunks at least, and W_hh large enough
+    // than direct_rows' steps), two chunks at least, and enough columns
     // (fused_pays).  The choice must not depend on the thread count (the
     // chunks would: a last one of fewer than kMinRows rows sums otherwise).
     fused_ = fusable && d.B == 1 && s.steps() >= 2 * gemm::kFusedRows &&
-             fused_pays(d.P, G * d.H * d.P * index_t(sizeof(T))) &&
+             fused_pays(G * d.H) &&
              gemm::fuses_shapes<T>(d.P, d.I) &&
              (!in_place() || reinterpret_cast<std::uintptr_t>(x) % alignof(T) == 0);
     fuse_kernel_ = fused_ && fuse_products.load(std::memory_order_relaxed);
@@ -351,16 +351,16 @@ class InputChunks {
     steps_ = fused_ ? gemm::kFusedRows
                     : std::clamp<index_t>((kChunkBytes / row_bytes) / d.B, 1,
                                           std::max<index_t>(1, s.steps()));
-    const index_t room = fused_ ? gemm::kFusedRows + kMinRows - 1 : steps_;
+    room_ = (fused_ ? gemm::kFusedRows + kMinRows - 1 : steps_) * d.B;
     W_ = GateRows<T>(W_ih, d.H, d.I, 0, G, sl, s.steps() * d.B <= kDirectRows,
-                     room * d.B, steps_ >= s.steps(), packs);
+                     room_, steps_ >= s.steps(), packs);
     for (index_t g = 0; !bias.empty() && g < G; ++g)
       bias_.insert(bias_.end(), bias.begin() + g * d.H + sl.j0,
                    bias.begin() + g * d.H + sl.j1);
     const index_t buffers = fused_ ? 2 : 1;
     if (!in_place())
-      x_rows_.resize(static_cast<std::size_t>(buffers * room * d.B * d.I));
-    xp_.resize(static_cast<std::size_t>(buffers * room * d.B * cols_));
+      x_rows_.resize(static_cast<std::size_t>(buffers * room_ * d.I));
+    xp_.resize(static_cast<std::size_t>(buffers * room_ * cols_));
   }
 
   // The projection row of sequence b at `step` (b active at step).
@@ -376,18 +376,26 @@ class InputChunks {
   // (GateRows::mul), with, fused, a piece of the next chunk's projection.
   void mul_step(GateRows<T>& W, index_t step, const T* h, index_t ldh, T* C,
                 index_t ldc, bool reverse) {
-    if (fused_ && (step < s0_ || step >= s1_)) start(step);
+    if (!fuse_kernel_) return W.mul(s_.d.B, h, ldh, C, ldc, reverse);
+    fused_mul_step(W, step, h, ldh, C, ldc, reverse);
+  }
+
+ private:
+  void fused_mul_step(GateRows<T>& W, index_t step, const T* h, index_t ldh,
+                      T* C, index_t ldc, bool reverse) {
+    if (step < s0_ || step >= s1_) start(step);
     const gemm::PackedB<T>* Whh = W.packed();
     const gemm::PackedB<T>* Wih = W_.packed();
-    if (!fuse_kernel_ || !Whh || !Wih || s1_ - s0_ != gemm::kFusedRows ||
+    if (!Whh || !Wih || s1_ - s0_ != gemm::kFusedRows ||
         end_of(s1_) - s1_ != gemm::kFusedRows || !gemm::fuses(*Whh, *Wih))
       return W.mul(s_.d.B, h, ldh, C, ldc, reverse);
-    const index_t k = step - s0_, K = s_.d.I, other = 1 - cur_;
+    const index_t k = step - s0_, other = 1 - cur_;
     if (k == 0) rows_src_ = rows_of(s1_, other);
-    const index_t p0 = k * K / gemm::kFusedRows;
-    const index_t p1 = (k + 1) * K / gemm::kFusedRows;
-    if (p1 > p0) {
-      gemm::fused_step<T>(h, *Whh, C, reverse, rows_src_, K, *Wih, p0, p1,
+    const index_t tiles = gemm::fused_tiles(*Wih);
+    const index_t t0 = k * tiles / gemm::kFusedRows;
+    const index_t t1 = (k + 1) * tiles / gemm::kFusedRows;
+    if (t1 > t0) {
+      gemm::fused_step<T>(h, *Whh, C, reverse, rows_src_, s_.d.I, *Wih, t0, t1,
                           bias_.empty() ? nullptr : bias_.data(), chunk(other),
                           cols_);
     } else {
@@ -399,16 +407,13 @@ class InputChunks {
     }
   }
 
- private:
   // Without lengths a chunk's rows of x are one contiguous block (its
   // steps' times, in increasing order either way), multiplied where they
   // are; with lengths the valid rows are gathered and padded rows zeroed.
   // (2-7% faster than copying them, 1 and 2 threads, interleaved A/B.)
   bool in_place() const { return !s_.lengths; }
 
-  T* chunk(index_t buffer) {
-    return xp_.data() + buffer * (xp_.size() / (fused_ ? 2 : 1));
-  }
+  T* chunk(index_t buffer) { return xp_.data() + buffer * room_ * cols_; }
 
   // The end of the chunk starting at s0: steps_ later, but fused, a rest of
   // fewer than kMinRows steps joins the chunk before it.
@@ -442,7 +447,7 @@ class InputChunks {
       const index_t t_lo = s_.reverse ? d.T - s1 : s0;
       return x_ + t_lo * d.B * d.I;
     }
-    T* const rows = x_rows_.data() + buffer * (x_rows_.size() / (fused_ ? 2 : 1));
+    T* const rows = x_rows_.data() + buffer * room_ * d.I;
     for (index_t k = 0; k < n; ++k)
       for (index_t b = 0; b < d.B; ++b) {
         T* dst = rows + (k * d.B + b) * d.I;
@@ -476,21 +481,19 @@ class InputChunks {
     W_.mul(rows, a, s_.d.I, xp, cols_, false, true);
   }
 
-  // Whether fusing pays: a W_hh of at least 64 KiB and 96 columns.
-  // Interleaved A/B, forward T=100 B=1 (I = H), fused / unfused time: LSTM
-  // H=96 (144 KiB) 0.95-0.97x, 128 0.93x, 192 0.91x, 256 0.94-0.97x, 512
-  // 0.92-0.93x; GRU H=96 0.95x, 128 0.93x, 256 0.93-0.97x; tanh RNN H=128
-  // (64 KiB) 0.96x, 256 0.89x, 512 0.92-0.94x; below, slower: LSTM H=64
-  // (64 KiB, 64 columns) 1.02x, GRU H=64 1.05-1.09x, RNN H=64-96
-  // 1.03-1.07x -- fewer FMAs per panel against the fused pass's
-  // bookkeeping (16 partial sums loaded and stored per panel and step).
-  static bool fused_pays(index_t K, index_t w_bytes) {
-    return K >= 96 && w_bytes >= 64 * 1024;
-  }
+  // Whether fusing pays: a recurrent product of at least 96 columns (G*H,
+  // the whole layer's).  Interleaved A/B, forward T=100 B=1 (I = H),
+  // fused / unfused time: LSTM H=32 (T=1000) 0.98x, 64 0.94x, 96 0.90x,
+  // 128 0.88x, 256 0.88-0.89x, 512 0.95-1.0x; GRU H=32 (T=1000) 0.97x, 64
+  // 0.94x, 96 0.91-0.95x, 128 0.87-0.94x, 256 0.88-0.89x, 512 0.94-0.95x;
+  // tanh RNN H=96 1.0x, 128 0.97x, 256 0.86-0.87x, 512 0.95x, but H=32
+  // (T=1000) 1.03x: two tiles of 16 columns for 16 steps.
+  static bool fused_pays(index_t columns) { return columns >= 96; }
 
   const Schedule& s_;
   const T* x_;
   index_t cols_, steps_ = 1;
+  index_t room_ = 0;         // rows a chunk's buffer holds
   index_t s0_ = 0, s1_ = 0;  // the steps of the current chunk
   bool fused_ = false;       // chunks of kFusedRows steps, made fused
   bool fuse_kernel_ = false; // fused_ and fuse_products: the fused kernel

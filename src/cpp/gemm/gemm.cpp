@@ -520,12 +520,19 @@ bool fuses(const PackedB<T>& Whh, const PackedB<T>& Wih) {
 }
 
 template <typename T>
+index_t fused_tiles(const PackedB<T>& Wih) {
+  const GemmKernels<T>* uk = Wih.kernels_;
+  return uk && uk->fused_width ? (Wih.N_ + uk->fused_width - 1) / uk->fused_width
+                               : 0;
+}
+
+template <typename T>
 void fused_step(const T* h, const PackedB<T>& Whh, T* y, bool reverse,
-                const T* x, index_t ldx, const PackedB<T>& Wih, index_t p0,
-                index_t p1, const T* bias, T* out, index_t ldo) {
-  if (!fuses(Whh, Wih) || p0 < 0 || p1 <= p0 || p1 > Wih.K_)
+                const T* x, index_t ldx, const PackedB<T>& Wih, index_t t0,
+                index_t t1, const T* bias, T* out, index_t ldo) {
+  if (!fuses(Whh, Wih) || t0 < 0 || t1 <= t0 || t1 > fused_tiles(Wih))
     throw std::invalid_argument("fused_step: packs that do not fuse, or an "
-                                "empty or out-of-range piece");
+                                "empty or out-of-range set of tiles");
   const index_t nr = Whh.kernels_->nr;
   kernels::FusedStepArgs<T> f;
   f.n = Whh.N_;
@@ -540,8 +547,8 @@ void fused_step(const T* h, const PackedB<T>& Whh, T* y, bool reverse,
   f.ldx = ldx;
   f.b_ih = Wih.panels_.data();
   f.ih_stride = panel_stride<T>(Wih.K_, nr);
-  f.p0 = p0;
-  f.p1 = p1;
+  f.t0 = t0;
+  f.t1 = t1;
   f.bias = bias;
   f.out = out;
   f.ldo = ldo;
@@ -586,6 +593,7 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
   template std::size_t whole_a_values<T>(index_t, index_t, index_t);         \
   template bool fuses_shapes<T>(index_t, index_t);                           \
   template bool fuses<T>(const PackedB<T>&, const PackedB<T>&);              \
+  template index_t fused_tiles<T>(const PackedB<T>&);                        \
   template void fused_step<T>(const T*, const PackedB<T>&, T*, bool,         \
                               const T*, index_t, const PackedB<T>&, index_t, \
                               index_t, const T*, T*, index_t);               \

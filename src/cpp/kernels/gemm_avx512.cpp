@@ -33,6 +33,8 @@ void fill_gemm_avx512(KernelTable& t) {
   t.f32.panel_bytes = t.f64.panel_bytes = kPanelBytes;
   t.f32.fused_step = &FusedKernel<Zmm32, 14, 2>::run;
   t.f64.fused_step = &FusedKernel<Zmm64, 14, 2>::run;
+  t.f32.fused_width = Zmm32::width;
+  t.f64.fused_width = Zmm64::width;
 }
 
 }  // namespace rnncore::kernels

@@ -92,25 +92,24 @@ template <typename T>
 using GemvN = void (*)(index_t rows, index_t n, const T* W, index_t ldw,
                        const T* a, T beta, T* y);
 
-// The batch-1 time step fused with a piece of the next input projection
+// The batch-1 time step fused with tiles of the next input projection
 // (gemm::fused_step): two products over the same n columns, both packed
 // B̃ panels of NR columns (panel j of one at b_hh + j*hh_stride, of the
 // other at b_ih + j*ih_stride):
 //
 //   y[0:n] = h[0:kh] B̃_hh              (the recurrent product, y overwritten)
-//   out[i, 0:n] (+)= sum_{p in [p0, p1)} x[i*ldx + p] B̃_ih[p, :]
-//                                       for i < kFusedRows
+//   out[i, c] = bias[c] + sum_{p < ki} x[i*ldx + p] B̃_ih[p, c]
+//            for i < kFusedRows and c in the tiles [t0, t1)
 //
-// the second a K-range of a product of kFusedRows rows whose partial sums
-// wait in `out` between pieces: the piece with p0 == 0 starts from zero
-// (out not read), the one with p1 == ki writes bias + sum (bias null: the
-// sum), the others store the running sums.  Panel by panel, the steps of
-// both products are interleaved, so the FMAs of the projection run while
-// the recurrent product, one FMA per value streamed, waits on the cache.
-// Every value is summed exactly as by ukernel (the recurrent product as its
-// one-row tile over one K block, the projection as its full-height tiles'
-// single chain, then C = 1 * sum + 1 * bias as with beta 1 on the bias):
-// the bits of the unfused products.  reverse: panels from the last.
+// where tile t is the columns [t*fused_width, (t+1)*fused_width) within
+// [0, n) (one vector: fused_width = NR / NV); bias null: no bias.  The
+// steps of both products are interleaved, spread evenly over the call, so
+// the FMAs of the projection run while the recurrent product, one FMA per
+// value streamed, waits on the cache.  Every value is summed exactly as by
+// ukernel (the recurrent product as its one-row tile over one K block, the
+// projection as its full-height tiles' single chain, then C = 1 * sum +
+// 1 * bias as with beta 1 on the bias): the bits of the unfused products.
+// reverse: the recurrent product's panels from the last.
 using gemm::kFusedRows;
 
 template <typename T>
@@ -125,7 +124,7 @@ struct FusedStepArgs {
   index_t ldx = 0;
   const T* b_ih = nullptr;
   index_t ih_stride = 0;
-  index_t p0 = 0, p1 = 0;
+  index_t t0 = 0, t1 = 0;
   const T* bias = nullptr;
   T* out = nullptr;
   index_t ldo = 0;
@@ -154,6 +153,7 @@ struct GemmKernels {
   // Null where the registers do not hold both products' accumulators
   // (AVX2's 16, the reference): the products then run one after the other.
   FusedStep<T> fused_step = nullptr;
+  index_t fused_width = 0;  // columns of a projection tile of fused_step
   // Bytes of the Ã micro-panel of a full tile (MR x KC): sets KC, the
   // length of the products' K blocks (gemm/blocking.h).
   std::size_t panel_bytes = 16 * 1024;

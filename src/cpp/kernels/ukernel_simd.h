@@ -401,14 +401,21 @@ struct MicroKernel {
 // The fused batch-1 step (contract: kernels::FusedStep) on the panels of
 // MicroKernel<V, MR, NV>, whose arithmetic it repeats: the recurrent
 // product as tile<1> (U chains taking turns over p, summed in order), the
-// projection as tile<kFusedRows> (one chain per element).  Registers: U*NV
-// + kFusedRows*NV accumulators + NV for a row of B̃_ih + 2 broadcasts:
-// 8 + 16 + 2 + 2 = 28 of AVX-512's 32 (AVX2's 16 cannot hold them).
+// projection as its full-height tiles (one chain per element).  A
+// projection tile is kFusedRows rows by one vector, summed over all of ki
+// in registers and stored once: U*NV + kFusedRows accumulators + a row of
+// B̃_ih + a broadcast of h = 8 + 16 + 2 = 26 of AVX-512's 32 (AVX2's 16
+// cannot hold them).  (Chunks of 8 rows, two vectors wide, cut in K into
+// a piece per step whose sums waited in memory between steps, read W_ih
+// twice as often and loaded and stored 32 sums per panel and step: LSTM
+// B=1 H=256 forward 1.06-1.09x the time of this, and slower than unfused
+// below 96 units.)
 //
-// Per panel, the recurrent product's kh steps (U at a time) and the
-// piece's p1 - p0 steps are spread evenly over each other (Bresenham): on
-// an LSTM with H = I = 256 in 8 pieces, one projection step (16 FMAs, a
-// line of B̃_ih) after every 8 recurrent ones (16 FMAs, 16 lines of B̃_hh).
+// The recurrent product's kh steps (U at a time) over all panels and the
+// tiles' ki steps each are spread evenly over each other (Bresenham): on
+// an LSTM with H = I = 256, 64 tiles per chunk of 16 steps, 4 a step, one
+// projection step (16 FMAs, a line of B̃_ih) after every 8 recurrent ones
+// (16 FMAs, 16 lines of B̃_hh).
 template <class V, int MR, int NV>
 struct FusedKernel {
   using T = typename V::T;
@@ -418,97 +425,88 @@ struct FusedKernel {
   static constexpr int U = MK::template unroll<1>();
 
   static void run(const FusedStepArgs<T>& f) {
-    const index_t panels = (f.n + NR - 1) / NR;
-    const bool first = f.p0 == 0, last = f.p1 == f.ki;
-    const index_t rounds = f.kh / U, steps = f.p1 - f.p0;
+    const index_t panels = (f.n + NR - 1) / NR, tiles = f.t1 - f.t0;
     const reg one = V::set1(T(1));
-    for (index_t q = 0; q < panels; ++q) {
-      const index_t j = f.reverse ? panels - 1 - q : q;
-      const index_t jr = j * NR, nj = f.n - jr < NR ? f.n - jr : NR;
-      const T* bh = f.b_hh + j * f.hh_stride;
-      const T* bi = f.b_ih + j * f.ih_stride;
-      T* out = f.out + jr;
-      auto lanes = [&](int v) { return nj - v * W; };
-      auto load_part = [&](const T* p, int v) {
-        return lanes(v) >= W ? V::load(p + v * W) : V::load_n(p + v * W, lanes(v));
-      };
-      reg g[U][NV], a[M][NV];
-#pragma GCC unroll 8
-      for (int u = 0; u < U; ++u)
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) g[u][v] = V::zero();
+    // Tile t0 + i beside the recurrent product's panels [q0, q1) of the
+    // walk (a share of them: every panel goes with one tile), the tile's
+    // ki steps spread over those panels' rounds of U steps.
+    for (index_t i = 0; i < tiles; ++i) {
+      const index_t t = f.t0 + i;
+      const index_t q0 = i * panels / tiles, q1 = (i + 1) * panels / tiles;
+      const index_t rounds = (q1 - q0) * (f.kh / U);
+      // Column vector t % NV of panel t / NV, zero-padded past n.
+      const T* b = f.b_ih + (t / NV) * f.ih_stride + (t % NV) * W;
+      reg a[M];
 #pragma GCC unroll 16
-      for (int i = 0; i < M; ++i)
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v)
-          a[i][v] = first || lanes(v) <= 0 ? V::zero()
-                                           : load_part(out + i * f.ldo, v);
-      index_t pp = f.p0;
+      for (int r = 0; r < M; ++r) a[r] = V::zero();
+      index_t pp = 0;
       auto proj_step = [&]() {
-        if constexpr (MK::template prefetches<M>()) {
-          const char* ahead = reinterpret_cast<const char*>(bi + pp * NR) +
-                              MK::kPrefetchBytes;
-#pragma GCC unroll 8
-          for (int l = 0; l < MK::kLines; ++l) __builtin_prefetch(ahead + 64 * l);
-        }
-        reg bv[NV];
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) bv[v] = V::load(bi + pp * NR + v * W);
+        const T* bp = b + pp * NR;
+        if constexpr (MK::template prefetches<M>())
+          __builtin_prefetch(reinterpret_cast<const char*>(bp) + MK::kPrefetchBytes);
+        const reg bv = V::load(bp);
 #pragma GCC unroll 16
-        for (int i = 0; i < M; ++i) {
-          const reg ai = V::set1(f.x[i * f.ldx + pp]);
-#pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v) a[i][v] = V::fmadd(ai, bv[v], a[i][v]);
-        }
+        for (int r = 0; r < M; ++r)
+          a[r] = V::fmadd(V::set1(f.x[r * f.ldx + pp]), bv, a[r]);
         ++pp;
       };
-      auto gemv_step = [&](reg (&acc)[NV], index_t p) {
-        const reg hp = V::set1(f.h[p]);
+      index_t err = 0;
+      for (index_t q = q0; q < q1; ++q) {
+        const index_t j = f.reverse ? panels - 1 - q : q;
+        const index_t jr = j * NR, nj = f.n - jr < NR ? f.n - jr : NR;
+        const T* bh = f.b_hh + j * f.hh_stride;
+        reg g[U][NV];
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v)
-          acc[v] = V::fmadd(hp, V::load(bh + p * NR + v * W), acc[v]);
-      };
-      index_t p = 0, err = 0;
-      for (index_t r = 0; r < rounds; ++r, p += U) {
+        for (int u = 0; u < U; ++u)
 #pragma GCC unroll 8
-        for (int u = 0; u < U; ++u) gemv_step(g[u], p + u);
-        err += steps;
-        while (err >= rounds) {
-          proj_step();
-          err -= rounds;
+          for (int v = 0; v < NV; ++v) g[u][v] = V::zero();
+        auto gemv_step = [&](reg (&acc)[NV], index_t p) {
+          const reg hp = V::set1(f.h[p]);
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v)
+            acc[v] = V::fmadd(hp, V::load(bh + p * NR + v * W), acc[v]);
+        };
+        index_t p = 0;
+        for (; p + U <= f.kh; p += U) {
+#pragma GCC unroll 8
+          for (int u = 0; u < U; ++u) gemv_step(g[u], p + u);
+          err += f.ki;
+          while (err >= rounds) {
+            proj_step();
+            err -= rounds;
+          }
         }
-      }
-      for (; p < f.kh; ++p) gemv_step(g[0], p);
-      while (pp < f.p1) proj_step();
+        for (; p < f.kh; ++p) gemv_step(g[0], p);
 #pragma GCC unroll 8
-      for (int u = 1; u < U; ++u)
+        for (int u = 1; u < U; ++u)
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) g[0][v] = V::add(g[0][v], g[u][v]);
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        if (lanes(v) <= 0) break;
-        const reg r = V::mul(one, g[0][v]);
-        if (lanes(v) >= W)
-          V::store(f.y + jr + v * W, r);
-        else
-          V::store_n(f.y + jr + v * W, r, lanes(v));
-      }
-#pragma GCC unroll 16
-      for (int i = 0; i < M; ++i)
+          for (int v = 0; v < NV; ++v) g[0][v] = V::add(g[0][v], g[u][v]);
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
-          if (lanes(v) <= 0) break;
-          reg r = a[i][v];
-          if (last) {
-            r = V::mul(one, r);
-            if (f.bias) r = V::fmadd(one, load_part(f.bias + jr, v), r);
-          }
-          T* o = out + i * f.ldo + v * W;
-          if (lanes(v) >= W)
-            V::store(o, r);
+          const index_t lanes = nj - v * W;
+          if (lanes <= 0) break;
+          const reg r = V::mul(one, g[0][v]);
+          if (lanes >= W)
+            V::store(f.y + jr + v * W, r);
           else
-            V::store_n(o, r, lanes(v));
+            V::store_n(f.y + jr + v * W, r, lanes);
         }
+      }
+      while (pp < f.ki) proj_step();  // a tile without panels
+      const index_t c0 = t * W, lanes = f.n - c0 < W ? f.n - c0 : W;
+#pragma GCC unroll 16
+      for (int r = 0; r < M; ++r) {
+        reg out = V::mul(one, a[r]);
+        if (f.bias)
+          out = V::fmadd(one,
+                         lanes == W ? V::load(f.bias + c0) : V::load_n(f.bias + c0, lanes),
+                         out);
+        T* o = f.out + r * f.ldo + c0;
+        if (lanes == W)
+          V::store(o, out);
+        else
+          V::store_n(o, out, lanes);
+      }
     }
   }
 };

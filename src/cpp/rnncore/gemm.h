@@ -148,22 +148,21 @@ template <typename T>
 void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
             T beta, T* y);
 
-// The batch-1 step of a time loop fused with a piece of the next chunk's
-// input projection, when fuses(Whh, Wih): in one pass over the columns,
+// The batch-1 step of a time loop fused with part of the next chunk's
+// input projection, when fuses(Whh, Wih): in one pass,
 //
-//   y[0:N] = h Whh                          (gemm_packed with M = 1, beta 0)
-//   out[i, :] = bias + x_i Wih  for i < kFusedRows rows x_i = x + i*ldx,
-//                               over k in [p0, p1) of Wih's K per call
+//   y[0:N] = h Whh                        (gemm_packed with M = 1, beta 0)
+//   out[i, c] = bias[c] + x_i Wih[:, c]   for i < kFusedRows rows
+//                                         x_i = x + i*ldx, c in tiles [t0, t1)
 //
-// the projection in pieces: the one from p0 = 0 starts the sums, the one
-// ending at Wih.rows() adds the bias (null: none) -- in between `out`
-// holds partial sums.  Both results have the bits gemm_packed would give
-// (y with beta 0; out for C = bias rows with beta 1, or beta 0 without a
-// bias).  The recurrent product is bound by the cache's bandwidth (one
-// FMA per value of Whh) and the projection by the FMA pipes: together
-// they overlap (kernels::FusedStep).  x aligned to T; reverse as in
-// gemm_packed.  Allocates nothing.
-constexpr index_t kFusedRows = 8;
+// Wih's columns in fused_tiles(Wih) tiles of equal width (the last one
+// may be narrower); bias null: none.  Both results have the bits
+// gemm_packed would give (y with beta 0; out for C = bias rows with beta
+// 1, or beta 0 without a bias).  The recurrent product is bound by the
+// cache's bandwidth (one FMA per value of Whh) and the projection by the
+// FMA pipes: together they overlap (kernels::FusedStep).  x aligned to T;
+// reverse as in gemm_packed.  Allocates nothing.
+constexpr index_t kFusedRows = 16;
 
 // Whether the active kernels fuse a recurrent product of K = kh with a
 // projection of K = ki (each must be one K block); fuses(): and these two
@@ -174,9 +173,12 @@ template <typename T>
 bool fuses(const PackedB<T>& Whh, const PackedB<T>& Wih);
 
 template <typename T>
+index_t fused_tiles(const PackedB<T>& Wih);
+
+template <typename T>
 void fused_step(const T* h, const PackedB<T>& Whh, T* y, bool reverse,
-                const T* x, index_t ldx, const PackedB<T>& Wih, index_t p0,
-                index_t p1, const T* bias, T* out, index_t ldo);
+                const T* x, index_t ldx, const PackedB<T>& Wih, index_t t0,
+                index_t t1, const T* bias, T* out, index_t ldo);
 
 // op(B) [K,N] as panels of panel_width() columns, each K rows by
 // panel_width(), zero-padded on the right (layout: kernels/kernel_table.h),
@@ -199,6 +201,7 @@ class PackedB {
   friend void gemm_packed<T>(index_t, T, const T*, index_t, const PackedB<T>&,
                              index_t, index_t, T, T*, index_t, bool, T*);
   friend bool fuses<T>(const PackedB<T>&, const PackedB<T>&);
+  friend index_t fused_tiles<T>(const PackedB<T>&);
   friend void fused_step<T>(const T*, const PackedB<T>&, T*, bool, const T*,
                             index_t, const PackedB<T>&, index_t, index_t,
                             const T*, T*, index_t);
