@@ -534,24 +534,13 @@ void fused_step(const T* h, const PackedB<T>& Whh, T* y, bool reverse,
     throw std::invalid_argument("fused_step: packs that do not fuse, or an "
                                 "empty or out-of-range set of tiles");
   const index_t nr = Whh.kernels_->nr;
-  kernels::FusedStepArgs<T> f;
-  f.n = Whh.N_;
-  f.kh = Whh.K_;
-  f.ki = Wih.K_;
-  f.h = h;
-  f.b_hh = Whh.panels_.data();
-  f.hh_stride = panel_stride<T>(Whh.K_, nr);
-  f.y = y;
-  f.reverse = reverse;
-  f.x = x;
-  f.ldx = ldx;
-  f.b_ih = Wih.panels_.data();
-  f.ih_stride = panel_stride<T>(Wih.K_, nr);
-  f.t0 = t0;
-  f.t1 = t1;
-  f.bias = bias;
-  f.out = out;
-  f.ldo = ldo;
+  // In FusedStepArgs' order: the shapes, the recurrent product's operands,
+  // the projection's.
+  const kernels::FusedStepArgs<T> f{
+      Whh.N_, Whh.K_, Wih.K_,
+      h, Whh.panels_.data(), panel_stride<T>(Whh.K_, nr), y, reverse,
+      x, ldx, Wih.panels_.data(), panel_stride<T>(Wih.K_, nr),
+      t0, t1, bias, out, ldo};
   Whh.kernels_->fused_step(f);
 }
 
