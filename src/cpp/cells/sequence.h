@@ -311,10 +311,10 @@ inline std::atomic<long long> fused_chunks{0};
 // projection's columns), chunks are kFusedRows steps and each step of a
 // chunk also computes a kFusedRows-th of the next chunk's projection (a
 // share of its columns) in the same pass (gemm::fused_step), into the
-// other of two buffers.  The bits are those of the unfused products, as every row of a
-// chunk is summed alike however many rows the chunk has (4 or more:
-// gemm/blocking.h; a last chunk that would have fewer joins the one
-// before it).
+// other of two buffers.  The bits are those of the unfused products, as
+// every row of a chunk is summed alike however many rows the chunk has (4
+// or more: gemm/blocking.h; a last chunk that would have fewer joins the
+// one before it).
 template <typename T>
 class InputChunks {
  public:
@@ -338,7 +338,8 @@ class InputChunks {
     fused_ = fusable && d.B == 1 && s.steps() >= 2 * gemm::kFusedRows &&
              fused_pays(G * d.H) &&
              gemm::fuses_shapes<T>(d.P, d.I) &&
-             (!in_place() || reinterpret_cast<std::uintptr_t>(x) % alignof(T) == 0);
+             (!in_place() ||
+              reinterpret_cast<std::uintptr_t>(x) % alignof(T) == 0);
     fuse_kernel_ = fused_ && fuse_products.load(std::memory_order_relaxed);
     // Steps per chunk: the whole projection of a chunk about kChunkBytes, at
     // least one step, at most the call's (a short call is one chunk: room
@@ -462,10 +463,11 @@ class InputChunks {
   }
 
   // The current chunk = rows of a (row stride I) times W_ih^T, plus the
-  // bias.  Packed, the product adds itself to rows that hold the bias (copied, vectorised
-  // by the C library): the scalar add after it was 3-4% of a batch-16 tanh
-  // RNN's forward.  The sum then rounds as bias + (x W_ih^T) when I fits
-  // one K block of the GEMM, (bias + first block) + ... when longer.
+  // bias.  Packed, the product adds itself to rows that hold the bias
+  // (copied, vectorised by the C library): the scalar add after it was
+  // 3-4% of a batch-16 tanh RNN's forward.  The sum then rounds as bias +
+  // (x W_ih^T) when I fits one K block of the GEMM, (bias + first block) +
+  // ... when longer.
   // (The direct path, at most kDirectRows rows, overwrites C: it adds the
   // bias after.)
   void finish(index_t rows, const T* a) {

@@ -443,7 +443,8 @@ struct FusedKernel {
       auto proj_step = [&]() {
         const T* bp = b + pp * NR;
         if constexpr (MK::template prefetches<M>())
-          __builtin_prefetch(reinterpret_cast<const char*>(bp) + MK::kPrefetchBytes);
+          __builtin_prefetch(reinterpret_cast<const char*>(bp) +
+                             MK::kPrefetchBytes);
         const reg bv = V::load(bp);
 #pragma GCC unroll 16
         for (int r = 0; r < M; ++r)
@@ -499,7 +500,8 @@ struct FusedKernel {
         reg out = V::mul(one, a[r]);
         if (f.bias)
           out = V::fmadd(one,
-                         lanes == W ? V::load(f.bias + c0) : V::load_n(f.bias + c0, lanes),
+                         lanes == W ? V::load(f.bias + c0)
+                                    : V::load_n(f.bias + c0, lanes),
                          out);
         T* o = f.out + r * f.ldo + c0;
         if (lanes == W)
