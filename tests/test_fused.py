@@ -26,6 +26,8 @@ SHAPES = [
     (40, 5, 128),     # 16 + 16 + 8: I = 5
     (33, 1, 200),     # I = 1
     (100, 256, 256),  # the benchmark's shape
+    (34, 17, 97),     # 2 threads: shares of 48 and 49 units
+    (40, 1100, 100),  # I past one K block of AVX-512 (fp32 1024): not fused
 ]
 
 
