@@ -150,8 +150,9 @@ struct GemmKernels {
   GemvN<T> gemv_n = nullptr;
   index_t nr_narrow = 0;
   UKernelRows<T> ukernel_rows_narrow = nullptr;
-  // Null where the registers do not hold both products' accumulators
-  // (AVX2's 16, the reference): the products then run one after the other.
+  // Null for the reference, and for AVX2, whose 16 registers hold too few
+  // of the projection's rows to pay (ukernel_simd.h, FusedKernel): the
+  // products then run one after the other.
   FusedStep<T> fused_step = nullptr;
   index_t fused_width = 0;  // columns of a projection tile of fused_step
   // Bytes of the Ã micro-panel of a full tile (MR x KC): sets KC, the
