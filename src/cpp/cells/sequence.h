@@ -385,27 +385,33 @@ class InputChunks {
   void fused_mul_step(GateRows<T>& W, index_t step, const T* h, index_t ldh,
                       T* C, index_t ldc, bool reverse) {
     if (step < s0_ || step >= s1_) start(step);
-    const gemm::PackedB<T>* Whh = W.packed();
-    const gemm::PackedB<T>* Wih = W_.packed();
-    if (!Whh || !Wih || s1_ - s0_ != gemm::kFusedRows ||
-        end_of(s1_) - s1_ != gemm::kFusedRows || !gemm::fuses(*Whh, *Wih))
-      return W.mul(s_.d.B, h, ldh, C, ldc, reverse);
     const index_t k = step - s0_, other = 1 - cur_;
-    if (k == 0) rows_src_ = rows_of(s1_, other);
-    const index_t tiles = gemm::fused_tiles(*Wih);
+    // Once per chunk: whether it makes the next one (both of kFusedRows
+    // steps, both products packed for kernels that fuse them), and from
+    // which rows of x.
+    if (k == 0) rows_src_ = makes_next(W) ? rows_of(s1_, other) : nullptr;
+    if (!rows_src_) return W.mul(s_.d.B, h, ldh, C, ldc, reverse);
+    const gemm::PackedB<T>& Wih = *W_.packed();
+    const index_t tiles = gemm::fused_tiles(Wih);
     const index_t t0 = k * tiles / gemm::kFusedRows;
     const index_t t1 = (k + 1) * tiles / gemm::kFusedRows;
-    if (t1 > t0) {
-      gemm::fused_step<T>(h, *Whh, C, reverse, rows_src_, s_.d.I, *Wih, t0, t1,
-                          bias_.empty() ? nullptr : bias_.data(), chunk(other),
-                          cols_);
-    } else {
+    if (t1 > t0)
+      gemm::fused_step<T>(h, *W.packed(), C, reverse, rows_src_, s_.d.I, Wih,
+                          t0, t1, bias_.empty() ? nullptr : bias_.data(),
+                          chunk(other), cols_);
+    else
       W.mul(s_.d.B, h, ldh, C, ldc, reverse);
-    }
     if (k == gemm::kFusedRows - 1) {
       ready_ = s1_;
       fused_chunks.fetch_add(1, std::memory_order_relaxed);
     }
+  }
+
+  bool makes_next(const GateRows<T>& W) const {
+    const gemm::PackedB<T>* Whh = W.packed();
+    const gemm::PackedB<T>* Wih = W_.packed();
+    return Whh && Wih && s1_ - s0_ == gemm::kFusedRows &&
+           end_of(s1_) - s1_ == gemm::kFusedRows && gemm::fuses(*Whh, *Wih);
   }
 
   // Without lengths a chunk's rows of x are one contiguous block (its
@@ -501,7 +507,7 @@ class InputChunks {
   bool fuse_kernel_ = false; // fused_ and fuse_products: the fused kernel
   index_t cur_ = 0;          // its buffer (fused: 0 or 1)
   index_t ready_ = -1;       // fused: the first step of a finished next chunk
-  const T* rows_src_ = nullptr;  // fused: the next chunk's rows of x
+  const T* rows_src_ = nullptr;  // the next chunk's rows of x, if made fused
   GateRows<T> W_;
   std::vector<T> bias_;
   Buffer<T> x_rows_, xp_;

@@ -486,16 +486,7 @@ struct FusedKernel {
         for (int u = 1; u < U; ++u)
 #pragma GCC unroll 8
           for (int v = 0; v < NV; ++v) g[0][v] = V::add(g[0][v], g[u][v]);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) {
-          const index_t lanes = nj - v * W;
-          if (lanes <= 0) break;
-          const reg r = V::mul(one, g[0][v]);
-          if (lanes >= W)
-            V::store(f.y + jr + v * W, r);
-          else
-            V::store_n(f.y + jr + v * W, r, lanes);
-        }
+        MK::store_row(g[0], nj, one, T(0), f.y + jr);  // as tile<1>, beta 0
       }
       while (pp < f.ki) proj_step();  // a tile without panels
       const index_t c0 = t * W, lanes = f.n - c0 < W ? f.n - c0 : W;
