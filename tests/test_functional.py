@@ -87,11 +87,11 @@ def test_long_rows_match_reference(v, dtype, shape, with_lengths, rng):
 
 @pytest.mark.parametrize("v", VARIANTS, ids=str)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(40, 1, 5, 128), (35, 1, 130, 100)],
+@pytest.mark.parametrize("shape", [(40, 1, 5, 128), (35, 1, 130, 100), (33, 2, 24, 112)],
                          ids=lambda s: "T%dB%dI%dH%d" % s)
 @pytest.mark.parametrize("with_lengths", [False, True])
-def test_fused_batch_one_matches_reference(v, dtype, shape, with_lengths, rng):
-    # Batch 1, T >= 32, 96 columns or more (all but the RNN at H = 100):
+def test_fused_small_batch_matches_reference(v, dtype, shape, with_lengths, rng):
+    # Batch 1 or 2, T >= 32, 96 columns or more (all but the RNN at H = 100):
     # on AVX-512 the forward computes each chunk's input projection fused
     # with the previous chunk's recurrent products (tests/test_fused.py:
     # the same bits as unfused).  H = 100: a last panel partly filled.

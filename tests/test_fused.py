@@ -1,9 +1,9 @@
-"""The fused batch-1 step: at batch 1 a forward time loop computes each
-chunk's input projection during the previous chunk's steps, in the same pass
-over the columns as the recurrent product (gemm::fused_step, AVX-512).  It
-must give the bits of the same products made one after the other, for every
-cell, direction, length, dtype and thread count, in inference and training
-(the backward reads the cache the forward wrote)."""
+"""The fused step: at batch 1 or 2 a forward time loop computes each chunk's
+input projection during the previous chunk's steps, in the same pass over
+the columns as the recurrent product (gemm::fused_step, AVX-512).  It must
+give the bits of the same products made one after the other, for every
+cell, direction, batch, length, dtype and thread count, in inference and
+training (the backward reads the cache the forward wrote)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import rnncore
 from cellcases import ALL_VARIANTS, arg_names, backward, forward, make_args, output_grads
 from rnncore import _core
 
-# (T, I, H): shapes the fused step takes at batch 1 (recurrent products of
+# (T, I, H): shapes the fused step takes at batch 1 and 2 (recurrent products of
 # 96 columns or more: sequence.h, fused_pays) but for the tanh RNN at H < 96
 # and GRU's reset-before variant, never fused.
 SHAPES = [
@@ -68,10 +68,12 @@ def run(v, args, on, nthreads, lengths, reverse, rng_seed):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T%dI%dH%d" % s)
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
-def test_same_bits_as_unfused(v, dtype, shape, reverse, rng, threads):
+@pytest.mark.parametrize("B", [1, 2], ids=lambda b: f"B{b}")
+def test_same_bits_as_unfused(v, dtype, shape, reverse, B, rng, threads):
     T, I, H = shape
-    args = make_args(v, T, 1, I, H, dtype, rng, bias=T % 2 == 0)
-    lengths = np.array([T - 2]) if T % 3 == 0 else None
+    args = make_args(v, T, B, I, H, dtype, rng, bias=T % 2 == 0)
+    # With lengths, batch 2's rows are gathered (the second one shorter).
+    lengths = np.array([T - 2, T - 7][:B]) if T % 3 == 0 else None
     for nthreads in (1, 2):
         want = run(v, args, False, nthreads, lengths, reverse, T)
         got = run(v, args, True, nthreads, lengths, reverse, T)
@@ -88,14 +90,15 @@ def test_same_bits_as_unfused(v, dtype, shape, reverse, rng, threads):
                     reason="the fused step kernel is AVX-512's")
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_kernel_runs(cell, dtype, rng, threads):
+@pytest.mark.parametrize("B", [1, 2], ids=lambda b: f"B{b}")
+def test_fused_kernel_runs(cell, dtype, B, rng, threads):
     """The shapes above do reach the fused kernel (else the comparison
     would hold trivially): T=100, H=256 makes 6 chunks of 16 steps and
     one of 4, the first computed before the loop, the next 5 fused, the
     last after them; at 2 threads, each thread's share of the columns makes
     its own."""
     v = next(v for v in ALL_VARIANTS if v.cell == cell and not v.projected)
-    args = make_args(v, 100, 1, 256, 256, dtype, rng)
+    args = make_args(v, 100, B, 256, 256, dtype, rng)
     for nthreads in (1, 2):
         rnncore.set_num_threads(nthreads)
         before = fused_chunks()
@@ -108,7 +111,7 @@ def test_fused_kernel_runs(cell, dtype, rng, threads):
 
 
 @pytest.mark.parametrize("name, T, B, I, H", [
-    ("lstm", 100, 2, 256, 256),             # batch 2
+    ("lstm", 100, 3, 256, 256),             # batch 3
     ("rnn_tanh", 100, 1, 64, 64),           # 64 columns: too few to pay
     ("lstm", 31, 1, 256, 256),              # fewer than two chunks
     ("gru_reset_before", 100, 1, 256, 256),  # r*h between the two products

@@ -22,6 +22,7 @@ SHAPES = [  # (T, B, I, H)
     (5, 1, 6, 16),    # batch 1, T <= 8: W_hh read in place every step
     (30, 1, 7, 40),   # batch 1, longer: W_hh packed
     (40, 1, 7, 40),   # batch 1, two chunks of 16 steps: the fused step (AVX-512)
+    (36, 2, 9, 48),   # batch 2: the fused step too
     (9, 3, 5, 17),
     (12, 16, 8, 33),  # several threads' shares, H not a multiple of 16
     (1, 6, 256, 40),  # one step at a few rows: the plain call swaps (W_ih), prepacked does not

@@ -288,7 +288,7 @@ py::dict testing_ukernel_shapes(const std::string& isa) {
 void register_testing(py::module_& m) {
   m.def("_testing_fuse_products",
         [](bool on) { cells::fuse_products.store(on); }, py::arg("on"),
-        "Tests only: whether batch-1 time loops run the fused step kernel "
+        "Tests only: whether batch-1 and -2 time loops run the fused step kernel "
         "(off: the same chunks, products one after the other).");
   m.def("_testing_fused_chunks", [] { return cells::fused_chunks.load(); },
         "Tests only: how many chunks the fused step kernel has made so far "

@@ -304,9 +304,9 @@ inline std::atomic<long long> fused_chunks{0};
 // at column g*n + j - j0.  Steps must be visited in increasing order (the
 // forward loop does).
 //
-// At batch 1 the step's recurrent product (mul_step) streams W_hh from
-// cache with one FMA per value, leaving the FMA pipes mostly idle, while
-// the projection is bound by them.  So when the kernels fuse the two
+// At batch 1 or 2 the step's recurrent product (mul_step) streams W_hh
+// from cache with one or two FMAs per value, leaving the FMA pipes mostly
+// idle, while the projection is bound by them.  So when the kernels fuse the two
 // (gemm::fuses; `fusable`: the cell's recurrent product has the
 // projection's columns), chunks are kFusedRows steps and each step of a
 // chunk also computes a kFusedRows-th of the next chunk's projection (a
@@ -331,11 +331,12 @@ class InputChunks {
               const PackStore<T>* packs = nullptr, bool fusable = false)
       : s_(s), x_(x), cols_(G * sl.units()) {
     const Dims& d = s.d;
-    // Fused: batch 1, the recurrent product packed for the call (more
-    // than direct_rows' steps), two chunks at least, and enough columns
-    // (fused_pays).  The choice must not depend on the thread count (the
+    // Fused: batch 1 or 2 (kFusedMaxBatch), the recurrent product packed
+    // for the call (more than direct_rows' steps), two chunks at least,
+    // and enough columns (fused_pays).  The choice must not depend on the thread count (the
     // chunks would: a last one of fewer than kMinRows rows sums otherwise).
-    fused_ = fusable && d.B == 1 && s.steps() >= 2 * gemm::kFusedRows &&
+    fused_ = fusable && d.B <= gemm::kFusedMaxBatch &&
+             s.steps() >= 2 * gemm::kFusedRows &&
              fused_pays(G * d.H) &&
              gemm::fuses_shapes<T>(d.P, d.I) &&
              (!in_place() ||
@@ -392,13 +393,14 @@ class InputChunks {
     if (k == 0) rows_src_ = makes_next(W) ? rows_of(s1_, other) : nullptr;
     if (!rows_src_) return W.mul(s_.d.B, h, ldh, C, ldc, reverse);
     const gemm::PackedB<T>& Wih = *W_.packed();
-    const index_t tiles = gemm::fused_tiles(Wih);
+    const index_t B = s_.d.B, tiles = B * gemm::fused_tiles(Wih);
     const index_t t0 = k * tiles / gemm::kFusedRows;
     const index_t t1 = (k + 1) * tiles / gemm::kFusedRows;
     if (t1 > t0)
-      gemm::fused_step<T>(h, *W.packed(), C, reverse, rows_src_, s_.d.I, Wih,
-                          t0, t1, bias_.empty() ? nullptr : bias_.data(),
-                          chunk(other), cols_);
+      gemm::fused_step<T>(B, h, ldh, *W.packed(), C, ldc, reverse, rows_src_,
+                          s_.d.I, Wih, t0, t1,
+                          bias_.empty() ? nullptr : bias_.data(), chunk(other),
+                          cols_);
     else
       W.mul(s_.d.B, h, ldh, C, ldc, reverse);
     if (k == gemm::kFusedRows - 1) {

@@ -502,7 +502,9 @@ namespace {
 // path, the projection as blocking() cuts kFusedRows rows.
 template <typename T>
 bool fuses_with(const GemmKernels<T>& uk, index_t kh, index_t ki) {
-  return uk.fused_step && kh > 0 && kh <= kMaxKC && ki > 0 &&
+  return uk.fused_step && kh > 0 && ki > 0 &&
+         blocking(uk, 1, kh, false).kc >= kh &&
+         blocking(uk, kFusedMaxBatch, kh, false).kc >= kh &&
          blocking(uk, kFusedRows, ki, false).kc >= ki;
 }
 }  // namespace
@@ -527,18 +529,21 @@ index_t fused_tiles(const PackedB<T>& Wih) {
 }
 
 template <typename T>
-void fused_step(const T* h, const PackedB<T>& Whh, T* y, bool reverse,
-                const T* x, index_t ldx, const PackedB<T>& Wih, index_t t0,
-                index_t t1, const T* bias, T* out, index_t ldo) {
-  if (!fuses(Whh, Wih) || t0 < 0 || t1 <= t0 || t1 > fused_tiles(Wih))
-    throw std::invalid_argument("fused_step: packs that do not fuse, or an "
-                                "empty or out-of-range set of tiles");
+void fused_step(index_t m, const T* h, index_t ldh, const PackedB<T>& Whh,
+                T* y, index_t ldy, bool reverse, const T* x, index_t ldx,
+                const PackedB<T>& Wih, index_t t0, index_t t1, const T* bias,
+                T* out, index_t ldo) {
+  if (m < 1 || m > kFusedMaxBatch || !fuses(Whh, Wih) || t0 < 0 ||
+      t1 <= t0 || t1 > m * fused_tiles(Wih))
+    throw std::invalid_argument("fused_step: a batch it does not fuse, packs "
+                                "that do not fuse, or an empty or "
+                                "out-of-range set of tiles");
   const index_t nr = Whh.kernels_->nr;
   // In FusedStepArgs' order: the shapes, the recurrent product's operands,
   // the projection's.
   const kernels::FusedStepArgs<T> f{
-      Whh.N_, Whh.K_, Wih.K_,
-      h, Whh.panels_.data(), panel_stride<T>(Whh.K_, nr), y, reverse,
+      Whh.N_, Whh.K_, Wih.K_, m,
+      h, ldh, Whh.panels_.data(), panel_stride<T>(Whh.K_, nr), y, ldy, reverse,
       x, ldx, Wih.panels_.data(), panel_stride<T>(Wih.K_, nr),
       t0, t1, bias, out, ldo};
   Whh.kernels_->fused_step(f);
@@ -583,9 +588,10 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
   template bool fuses_shapes<T>(index_t, index_t);                           \
   template bool fuses<T>(const PackedB<T>&, const PackedB<T>&);              \
   template index_t fused_tiles<T>(const PackedB<T>&);                        \
-  template void fused_step<T>(const T*, const PackedB<T>&, T*, bool,         \
-                              const T*, index_t, const PackedB<T>&, index_t, \
-                              index_t, const T*, T*, index_t);               \
+  template void fused_step<T>(index_t, const T*, index_t, const PackedB<T>&, \
+                              T*, index_t, bool, const T*, index_t,          \
+                              const PackedB<T>&, index_t, index_t, const T*, \
+                              T*, index_t);                                  \
   template bool reads_b_in_place<T>(index_t, index_t, index_t, const T*,     \
                                     index_t);                                \
   template void gemv_t<T>(index_t, index_t, const T*, index_t, const T*, T*, \

@@ -92,33 +92,40 @@ template <typename T>
 using GemvN = void (*)(index_t rows, index_t n, const T* W, index_t ldw,
                        const T* a, T beta, T* y);
 
-// The batch-1 time step fused with tiles of the next input projection
-// (gemm::fused_step): two products over the same n columns, both packed
-// B̃ panels of NR columns (panel j of one at b_hh + j*hh_stride, of the
-// other at b_ih + j*ih_stride):
+// The time step of batch m = 1 or 2 fused with tiles of the next input
+// projection (gemm::fused_step): two products over the same n columns,
+// both packed B̃ panels of NR columns (panel j of one at b_hh +
+// j*hh_stride, of the other at b_ih + j*ih_stride):
 //
-//   y[0:n] = h[0:kh] B̃_hh              (the recurrent product, y overwritten)
-//   out[i, c] = bias[c] + sum_{p < ki} x[i*ldx + p] B̃_ih[p, c]
-//            for i < kFusedRows and c in the tiles [t0, t1)
+//   y[r, 0:n] = h[r, 0:kh] B̃_hh          for r < m (the recurrent product,
+//                                         rows h + r*ldh, y + r*ldy,
+//                                         overwritten)
+//   out[g*kFusedRows + i, c] = bias[c] + sum_{p < ki} x[(g*kFusedRows + i)*ldx + p] B̃_ih[p, c]
+//            for i < kFusedRows and (g, c) in the tiles [t0, t1)
 //
-// where tile t is the columns [t*fused_width, (t+1)*fused_width) within
-// [0, n) (one vector: fused_width = NR / NV); bias null: no bias.  The
+// where tile t is the row group g = t / ceil(n / fused_width) and the
+// columns [c*fused_width, (c+1)*fused_width) within [0, n), c = t modulo
+// that (one vector: fused_width = NR / NV); bias null: no bias.  The
 // steps of both products are interleaved, spread evenly over the call, so
-// the FMAs of the projection run while the recurrent product, one FMA per
-// value streamed, waits on the cache.  Every value is summed exactly as by
-// ukernel (the recurrent product as its one-row tile over one K block, the
-// projection as its full-height tiles' single chain, then C = 1 * sum +
-// 1 * bias as with beta 1 on the bias): the bits of the unfused products.
-// reverse: the recurrent product's panels from the last.
+// the FMAs of the projection run while the recurrent product, one or two
+// FMAs per value streamed, waits on the cache.  Every value is summed
+// exactly as by ukernel_rows / ukernel (the recurrent product as its m-row
+// tile over one K block, the projection as its full-height tiles' single
+// chain, then C = 1 * sum + 1 * bias as with beta 1 on the bias): the bits
+// of the unfused products.  reverse: the recurrent product's panels from
+// the last.
 using gemm::kFusedRows;
 
 template <typename T>
 struct FusedStepArgs {
   index_t n = 0, kh = 0, ki = 0;
+  index_t m = 1;  // rows of h and y: 1 or 2
   const T* h = nullptr;
+  index_t ldh = 0;
   const T* b_hh = nullptr;
   index_t hh_stride = 0;
   T* y = nullptr;
+  index_t ldy = 0;
   bool reverse = false;
   const T* x = nullptr;
   index_t ldx = 0;

@@ -398,13 +398,14 @@ struct MicroKernel {
   }
 };
 
-// The fused batch-1 step (contract: kernels::FusedStep) on the panels of
-// MicroKernel<V, MR, NV>, whose arithmetic it repeats: the recurrent
-// product as tile<1> (U chains taking turns over p, summed in order), the
-// projection as its full-height tiles (one chain per element).  A
-// projection tile is kFusedRows rows by one vector, summed over all of ki
-// in registers and stored once: U*NV + kFusedRows accumulators + a row of
-// B̃_ih + a broadcast of h = 8 + 16 + 2 = 26 of AVX-512's 32.  AVX2's 16
+// The fused step of batch 1 or 2 (contract: kernels::FusedStep) on the
+// panels of MicroKernel<V, MR, NV>, whose arithmetic it repeats: the
+// recurrent product as tile<1> or tile<2> (U chains taking turns over p,
+// summed in order), the projection as its full-height tiles (one chain per
+// element).  A projection tile is kFusedRows rows by one vector, summed
+// over all of ki in registers and stored once: U*MH*NV (8 for either
+// batch) + kFusedRows accumulators + a row of B̃_ih + a broadcast of h =
+// 8 + 16 + 2 = 26 of AVX-512's 32.  AVX2's 16
 // cannot hold them: tiles taken 4 rows at a time there (8 + 4 + 3), each
 // group reading the tile's column of B̃_ih again, made the batch-1
 // forwards 1.06-1.20x the time of unfused (LSTM, GRU, tanh RNN, H = 32-512,
@@ -426,20 +427,33 @@ struct FusedKernel {
   using reg = typename V::reg;
   using MK = MicroKernel<V, MR, NV>;
   static constexpr int W = V::width, NR = NV * W, M = int(kFusedRows);
-  static constexpr int U = MK::template unroll<1>();
+  static_assert(MK::template unroll<1>() * NV <= 8 &&
+                    MK::template unroll<2>() * 2 * NV <= 8,
+                "the recurrent product's accumulators beside the tile's");
 
   static void run(const FusedStepArgs<T>& f) {
+    if (f.m == 1) return run_rows<1>(f);
+    run_rows<2>(f);
+  }
+
+  // MH rows of h (the batch): the recurrent product as tile<MH>.
+  template <int MH>
+  static void run_rows(const FusedStepArgs<T>& f) {
+    constexpr int U = MK::template unroll<MH>();
     const index_t panels = (f.n + NR - 1) / NR, tiles = f.t1 - f.t0;
+    const index_t col_tiles = (f.n + W - 1) / W;
     const reg one = V::set1(T(1));
     // Tile t0 + i beside the recurrent product's panels [q0, q1) of the
     // walk (a share of them: every panel goes with one tile), the tile's
     // ki steps spread over those panels' rounds of U steps.
     for (index_t i = 0; i < tiles; ++i) {
-      const index_t t = f.t0 + i;
+      const index_t t = f.t0 + i, g = t / col_tiles, ct = t % col_tiles;
       const index_t q0 = i * panels / tiles, q1 = (i + 1) * panels / tiles;
       const index_t rounds = (q1 - q0) * (f.kh / U);
-      // Column vector t % NV of panel t / NV, zero-padded past n.
-      const T* b = f.b_ih + (t / NV) * f.ih_stride + (t % NV) * W;
+      // Column vector ct % NV of panel ct / NV, zero-padded past n, for
+      // the rows of group g.
+      const T* b = f.b_ih + (ct / NV) * f.ih_stride + (ct % NV) * W;
+      const T* x = f.x + g * M * f.ldx;
       reg a[M];
 #pragma GCC unroll 16
       for (int r = 0; r < M; ++r) a[r] = V::zero();
@@ -452,7 +466,7 @@ struct FusedKernel {
         const reg bv = V::load(bp);
 #pragma GCC unroll 16
         for (int r = 0; r < M; ++r)
-          a[r] = V::fmadd(V::set1(f.x[r * f.ldx + pp]), bv, a[r]);
+          a[r] = V::fmadd(V::set1(x[r * f.ldx + pp]), bv, a[r]);
         ++pp;
       };
       index_t err = 0;
@@ -460,49 +474,54 @@ struct FusedKernel {
         const index_t j = f.reverse ? panels - 1 - q : q;
         const index_t jr = j * NR, nj = f.n - jr < NR ? f.n - jr : NR;
         const T* bh = f.b_hh + j * f.hh_stride;
-        reg g[U][NV];
+        reg acc[U][MH][NV];
 #pragma GCC unroll 8
         for (int u = 0; u < U; ++u)
+#pragma GCC unroll 2
+          for (int r = 0; r < MH; ++r)
 #pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v) g[u][v] = V::zero();
-        auto gemv_step = [&](reg (&acc)[NV], index_t p) {
-          const reg hp = V::set1(f.h[p]);
-#pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v)
-            acc[v] = V::fmadd(hp, V::load(bh + p * NR + v * W), acc[v]);
-        };
+            for (int v = 0; v < NV; ++v) acc[u][r][v] = V::zero();
         index_t p = 0;
         for (; p + U <= f.kh; p += U) {
 #pragma GCC unroll 8
-          for (int u = 0; u < U; ++u) gemv_step(g[u], p + u);
+          for (int u = 0; u < U; ++u)
+            MK::template step<MH, true>(acc[u], f.h + p + u, f.ldh,
+                                        bh + (p + u) * NR);
           err += f.ki;
           while (err >= rounds) {
             proj_step();
             err -= rounds;
           }
         }
-        for (; p < f.kh; ++p) gemv_step(g[0], p);
+        for (; p < f.kh; ++p)
+          MK::template step<MH, true>(acc[0], f.h + p, f.ldh, bh + p * NR);
 #pragma GCC unroll 8
         for (int u = 1; u < U; ++u)
+#pragma GCC unroll 2
+          for (int r = 0; r < MH; ++r)
 #pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v) g[0][v] = V::add(g[0][v], g[u][v]);
-        MK::store_row(g[0], nj, one, T(0), f.y + jr);  // as tile<1>, beta 0
+            for (int v = 0; v < NV; ++v)
+              acc[0][r][v] = V::add(acc[0][r][v], acc[u][r][v]);
+#pragma GCC unroll 2
+        for (int r = 0; r < MH; ++r)  // as tile<MH>, beta 0
+          MK::store_row(acc[0][r], nj, one, T(0), f.y + r * f.ldy + jr);
       }
       while (pp < f.ki) proj_step();  // a tile without panels
-      const index_t c0 = t * W, lanes = f.n - c0 < W ? f.n - c0 : W;
+      const index_t c0 = ct * W, lanes = f.n - c0 < W ? f.n - c0 : W;
+      T* const out = f.out + g * M * f.ldo;
 #pragma GCC unroll 16
       for (int r = 0; r < M; ++r) {
-        reg out = V::mul(one, a[r]);
+        reg o = V::mul(one, a[r]);
         if (f.bias)
-          out = V::fmadd(one,
-                         lanes == W ? V::load(f.bias + c0)
-                                    : V::load_n(f.bias + c0, lanes),
-                         out);
-        T* o = f.out + r * f.ldo + c0;
+          o = V::fmadd(one,
+                       lanes == W ? V::load(f.bias + c0)
+                                  : V::load_n(f.bias + c0, lanes),
+                       o);
+        T* const orow = out + r * f.ldo + c0;
         if (lanes == W)
-          V::store(o, out);
+          V::store(orow, o);
         else
-          V::store_n(o, out, lanes);
+          V::store_n(orow, o, lanes);
       }
     }
   }

@@ -148,21 +148,28 @@ template <typename T>
 void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
             T beta, T* y);
 
-// The batch-1 step of a time loop fused with part of the next chunk's
-// input projection, when fuses(Whh, Wih): in one pass,
+// The step of a time loop at batch m (1 <= m <= kFusedMaxBatch) fused
+// with part of the next chunk's input projection, when fuses(Whh, Wih): in
+// one pass,
 //
-//   y[0:N] = h Whh                        (gemm_packed with M = 1, beta 0)
-//   out[i, c] = bias[c] + x_i Wih[:, c]   for i < kFusedRows rows
-//                                         x_i = x + i*ldx, c in tiles [t0, t1)
+//   y_r[0:N] = h_r Whh                    for r < m, h_r = h + r*ldh,
+//                                         y_r = y + r*ldy (gemm_packed
+//                                         with M = m, beta 0)
+//   out[i, c] = bias[c] + x_i Wih[:, c]   for the rows i < kFusedRows*m of
+//                                         x (x_i = x + i*ldx) and the
+//                                         columns c of the tiles [t0, t1)
 //
-// Wih's columns in fused_tiles(Wih) tiles of equal width (the last one
-// may be narrower); bias null: none.  Both results have the bits
-// gemm_packed would give (y with beta 0; out for C = bias rows with beta
-// 1, or beta 0 without a bias).  The recurrent product is bound by the
-// cache's bandwidth (one FMA per value of Whh) and the projection by the
-// FMA pipes: together they overlap (kernels::FusedStep).  x aligned to T;
-// reverse as in gemm_packed.  Allocates nothing.
+// where the projection's m*fused_tiles(Wih) tiles are its row groups of
+// kFusedRows rows times its fused_tiles(Wih) columns tiles of equal width
+// (the last one may be narrower): tile t is group t / fused_tiles(Wih).
+// bias null: none.  Both results have the bits gemm_packed would give (y
+// with beta 0; out for C = bias rows with beta 1, or beta 0 without a
+// bias).  The recurrent product is bound by the cache's bandwidth (one or
+// two FMAs per value of Whh) and the projection by the FMA pipes: together
+// they overlap (kernels::FusedStep).  x aligned to T; reverse as in
+// gemm_packed.  Allocates nothing.
 constexpr index_t kFusedRows = 16;
+constexpr index_t kFusedMaxBatch = 2;
 
 // Whether the active kernels fuse a recurrent product of K = kh with a
 // projection of K = ki (each must be one K block); fuses(): and these two
@@ -176,9 +183,10 @@ template <typename T>
 index_t fused_tiles(const PackedB<T>& Wih);
 
 template <typename T>
-void fused_step(const T* h, const PackedB<T>& Whh, T* y, bool reverse,
-                const T* x, index_t ldx, const PackedB<T>& Wih, index_t t0,
-                index_t t1, const T* bias, T* out, index_t ldo);
+void fused_step(index_t m, const T* h, index_t ldh, const PackedB<T>& Whh,
+                T* y, index_t ldy, bool reverse, const T* x, index_t ldx,
+                const PackedB<T>& Wih, index_t t0, index_t t1, const T* bias,
+                T* out, index_t ldo);
 
 // op(B) [K,N] as panels of panel_width() columns, each K rows by
 // panel_width(), zero-padded on the right (layout: kernels/kernel_table.h),
@@ -202,9 +210,10 @@ class PackedB {
                              index_t, index_t, T, T*, index_t, bool, T*);
   friend bool fuses<T>(const PackedB<T>&, const PackedB<T>&);
   friend index_t fused_tiles<T>(const PackedB<T>&);
-  friend void fused_step<T>(const T*, const PackedB<T>&, T*, bool, const T*,
-                            index_t, const PackedB<T>&, index_t, index_t,
-                            const T*, T*, index_t);
+  friend void fused_step<T>(index_t, const T*, index_t, const PackedB<T>&,
+                            T*, index_t, bool, const T*, index_t,
+                            const PackedB<T>&, index_t, index_t, const T*,
+                            T*, index_t);
   // Records the kernels and shape of a new packing; room for its panels.
   T* start(const kernels::GemmKernels<T>& uk, index_t K, index_t N);
   const kernels::GemmKernels<T>* kernels_ = nullptr;
