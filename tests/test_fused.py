@@ -115,6 +115,7 @@ def test_fused_kernel_runs(cell, dtype, B, rng, threads):
     ("rnn_tanh", 100, 1, 64, 64),           # 64 columns: too few to pay
     ("lstm", 31, 1, 256, 256),              # fewer than two chunks
     ("gru_reset_before", 100, 1, 256, 256),  # r*h between the two products
+    ("lstm", 100, 1, 1024, 256),            # rows of x 4 KiB apart (L1 sets)
 ])
 def test_not_fused(name, T, B, I, H, rng, threads):
     v = next(v for v in ALL_VARIANTS if v.name == name)
