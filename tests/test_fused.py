@@ -17,8 +17,8 @@ from cellcases import ALL_VARIANTS, arg_names, backward, forward, make_args, out
 from rnncore import _core
 
 # (T, I, H): shapes the fused step takes at batch 1 and 2 (recurrent products of
-# 96 columns or more: sequence.h, fused_pays) but for the tanh RNN at H < 96
-# and GRU's reset-before variant, never fused.
+# 96 columns or more: sequence.h, fused_pays) but for the dense RNNs at
+# H < 96.
 SHAPES = [
     (32, 96, 96),     # two chunks of 16 steps: the second made fused
     (35, 96, 96),     # 16 + 19: a rest of 3 steps joins the last chunk
@@ -88,16 +88,17 @@ def test_same_bits_as_unfused(v, dtype, shape, reverse, B, rng, threads):
 
 @pytest.mark.skipif(rnncore.cpu_info()["isa"] != "avx512",
                     reason="the fused step kernel is AVX-512's")
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("name", ["lstm", "lstm_proj", "gru", "gru_reset_before",
+                                  "rnn_tanh"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B", [1, 2], ids=lambda b: f"B{b}")
-def test_fused_kernel_runs(cell, dtype, B, rng, threads):
+def test_fused_kernel_runs(name, dtype, B, rng, threads):
     """The shapes above do reach the fused kernel (else the comparison
     would hold trivially): T=100, H=256 makes 6 chunks of 16 steps and
     one of 4, the first computed before the loop, the next 5 fused, the
     last after them; at 2 threads, each thread's share of the columns makes
     its own."""
-    v = next(v for v in ALL_VARIANTS if v.cell == cell and not v.projected)
+    v = next(v for v in ALL_VARIANTS if v.name == name)
     args = make_args(v, 100, B, 256, 256, dtype, rng)
     for nthreads in (1, 2):
         rnncore.set_num_threads(nthreads)
@@ -114,7 +115,6 @@ def test_fused_kernel_runs(cell, dtype, B, rng, threads):
     ("lstm", 100, 3, 256, 256),             # batch 3
     ("rnn_tanh", 100, 1, 64, 64),           # 64 columns: too few to pay
     ("lstm", 31, 1, 256, 256),              # fewer than two chunks
-    ("gru_reset_before", 100, 1, 256, 256),  # r*h between the two products
     ("lstm", 100, 1, 1024, 256),            # rows of x 4 KiB apart (L1 sets)
 ])
 def test_not_fused(name, T, B, I, H, rng, threads):

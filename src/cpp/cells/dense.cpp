@@ -22,7 +22,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
 
   cells::forward_loop<T>(s, 1, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
-    cells::InputChunks<T> xp(s, 1, sl, x, w.W_ih, bias, w.packs, true);
+    cells::InputChunks<T> xp(s, 1, sl, x, w.W_ih, bias, w.packs);
     cells::GateRows<T> W(w.W_hh, H, H, 0, 1, sl, cells::direct_rows(s), d.B,
                          s.steps() == 1, w.packs);
     std::vector<T> a(d.B * n);

@@ -30,8 +30,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0,
   cells::forward_loop<T>(s, 3, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
     const index_t G1 = kResetAfter ? 3 : 2;  // gates of the first product
-    cells::InputChunks<T> xp(s, 3, sl, x, w.W_ih, bias, w.packs,
-                              kResetAfter);
+    cells::InputChunks<T> xp(s, 3, sl, x, w.W_ih, bias, w.packs);
     const bool direct = cells::direct_rows(s), once = s.steps() == 1;
     cells::GateRows<T> W1(w.W_hh, H, H, 0, G1, sl, direct, d.B, once, w.packs), Wn;
     if (!kResetAfter)

@@ -28,7 +28,7 @@ void run_forward(const Schedule& s, const T* x, const T* h0, const T* c0,
 
   cells::forward_loop<T>(s, 4, h_n, [&](const Slice& sl) {
     const index_t n = sl.units();
-    cells::InputChunks<T> xp(s, 4, sl, x, w.W_ih, bias, w.packs, true);
+    cells::InputChunks<T> xp(s, 4, sl, x, w.W_ih, bias, w.packs);
     const bool direct = cells::direct_rows(s), once = s.steps() == 1;
     cells::GateRows<T> W(w.W_hh, H, P, 0, 4, sl, direct, d.B, once, w.packs);  // [P, 4n]
     cells::GateRows<T> Wr;  // rows [p0, p1) of W_hr [P, H]

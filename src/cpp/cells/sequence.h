@@ -307,8 +307,7 @@ inline std::atomic<long long> fused_chunks{0};
 // At batch 1 or 2 the step's recurrent product (mul_step) streams W_hh
 // from cache with one or two FMAs per value, leaving the FMA pipes mostly
 // idle, while the projection is bound by them.  So when the kernels fuse the two
-// (gemm::fuses; `fusable`: the cell's recurrent product has the
-// projection's columns), chunks are kFusedRows steps and each step of a
+// (gemm::fuses), chunks are kFusedRows steps and each step of a
 // chunk also computes a kFusedRows-th of the next chunk's projection (a
 // share of its columns) in the same pass (gemm::fused_step), into the
 // other of two buffers.  The bits are those of the unfused products, as
@@ -328,14 +327,14 @@ class InputChunks {
   // bias: the folded bias [G*H] (folded_bias) or empty; packs: GateRows'.
   InputChunks(const Schedule& s, index_t G, const Slice& sl, const T* x,
               const T* W_ih, const std::vector<T>& bias,
-              const PackStore<T>* packs = nullptr, bool fusable = false)
+              const PackStore<T>* packs = nullptr)
       : s_(s), x_(x), cols_(G * sl.units()) {
     const Dims& d = s.d;
     // Fused: batch 1 or 2 (kFusedMaxBatch), the recurrent product packed
     // for the call (more than direct_rows' steps), two chunks at least,
     // and enough columns (fused_pays).  The choice must not depend on the thread count (the
     // chunks would: a last one of fewer than kMinRows rows sums otherwise).
-    fused_ = fusable && d.B <= gemm::kFusedMaxBatch &&
+    fused_ = d.B <= gemm::kFusedMaxBatch &&
              s.steps() >= 2 * gemm::kFusedRows &&
              fused_pays(G * d.H) &&
              gemm::fuses_shapes<T>(d.P, d.I) &&

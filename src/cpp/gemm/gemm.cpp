@@ -525,7 +525,7 @@ bool fuses_shapes(index_t kh, index_t ki) {
 template <typename T>
 bool fuses(const PackedB<T>& Whh, const PackedB<T>& Wih) {
   const GemmKernels<T>* uk = Whh.kernels_;
-  return uk && Wih.kernels_ == uk && Whh.N_ == Wih.N_ && Whh.N_ > 0 &&
+  return uk && Wih.kernels_ == uk && Whh.N_ > 0 && Wih.N_ > 0 &&
          fuses_with(*uk, Whh.K_, Wih.K_);
 }
 
@@ -550,7 +550,7 @@ void fused_step(index_t m, const T* h, index_t ldh, const PackedB<T>& Whh,
   // In FusedStepArgs' order: the shapes, the recurrent product's operands,
   // the projection's.
   const kernels::FusedStepArgs<T> f{
-      Whh.N_, Whh.K_, Wih.K_, m,
+      Whh.N_, Whh.K_, Wih.K_, Wih.N_, m,
       h, ldh, Whh.panels_.data(), panel_stride<T>(Whh.K_, nr), y, ldy, reverse,
       x, ldx, Wih.panels_.data(), panel_stride<T>(Wih.K_, nr),
       t0, t1, bias, out, ldo};

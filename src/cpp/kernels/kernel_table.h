@@ -93,9 +93,9 @@ using GemvN = void (*)(index_t rows, index_t n, const T* W, index_t ldw,
                        const T* a, T beta, T* y);
 
 // The time step of batch m = 1 or 2 fused with tiles of the next input
-// projection (gemm::fused_step): two products over the same n columns,
-// both packed B̃ panels of NR columns (panel j of one at b_hh +
-// j*hh_stride, of the other at b_ih + j*ih_stride):
+// projection (gemm::fused_step): two products over packed B̃ panels of NR
+// columns, n columns for the recurrent one (panel j at b_hh + j*hh_stride),
+// ni for the projection (panel j at b_ih + j*ih_stride):
 //
 //   y[r, 0:n] = h[r, 0:kh] B̃_hh          for r < m (the recurrent product,
 //                                         rows h + r*ldh, y + r*ldy,
@@ -103,8 +103,8 @@ using GemvN = void (*)(index_t rows, index_t n, const T* W, index_t ldw,
 //   out[g*kFusedRows + i, c] = bias[c] + sum_{p < ki} x[(g*kFusedRows + i)*ldx + p] B̃_ih[p, c]
 //            for i < kFusedRows and (g, c) in the tiles [t0, t1)
 //
-// where tile t is the row group g = t / ceil(n / fused_width) and the
-// columns [c*fused_width, (c+1)*fused_width) within [0, n), c = t modulo
+// where tile t is the row group g = t / ceil(ni / fused_width) and the
+// columns [c*fused_width, (c+1)*fused_width) within [0, ni), c = t modulo
 // that (one vector: fused_width = NR / NV); bias null: no bias.  The
 // steps of both products are interleaved, spread evenly over the call, so
 // the FMAs of the projection run while the recurrent product, one or two
@@ -118,7 +118,7 @@ using gemm::kFusedRows;
 
 template <typename T>
 struct FusedStepArgs {
-  index_t n = 0, kh = 0, ki = 0;
+  index_t n = 0, kh = 0, ki = 0, ni = 0;
   index_t m = 1;  // rows of h and y: 1 or 2
   const T* h = nullptr;
   index_t ldh = 0;

@@ -441,7 +441,7 @@ struct FusedKernel {
   static void run_rows(const FusedStepArgs<T>& f) {
     constexpr int U = MK::template unroll<MH>();
     const index_t panels = (f.n + NR - 1) / NR, tiles = f.t1 - f.t0;
-    const index_t col_tiles = (f.n + W - 1) / W;
+    const index_t col_tiles = (f.ni + W - 1) / W;
     const reg one = V::set1(T(1));
     // Tile t0 + i beside the recurrent product's panels [q0, q1) of the
     // walk (a share of them: every panel goes with one tile), the tile's
@@ -450,7 +450,7 @@ struct FusedKernel {
       const index_t t = f.t0 + i, g = t / col_tiles, ct = t % col_tiles;
       const index_t q0 = i * panels / tiles, q1 = (i + 1) * panels / tiles;
       const index_t rounds = (q1 - q0) * (f.kh / U);
-      // Column vector ct % NV of panel ct / NV, zero-padded past n, for
+      // Column vector ct % NV of panel ct / NV, zero-padded past ni, for
       // the rows of group g.
       const T* b = f.b_ih + (ct / NV) * f.ih_stride + (ct % NV) * W;
       const T* x = f.x + g * M * f.ldx;
@@ -507,7 +507,7 @@ struct FusedKernel {
           MK::store_row(acc[0][r], nj, one, T(0), f.y + r * f.ldy + jr);
       }
       while (pp < f.ki) proj_step();  // a tile without panels
-      const index_t c0 = ct * W, lanes = f.n - c0 < W ? f.n - c0 : W;
+      const index_t c0 = ct * W, lanes = f.ni - c0 < W ? f.ni - c0 : W;
       T* const out = f.out + g * M * f.ldo;
 #pragma GCC unroll 16
       for (int r = 0; r < M; ++r) {

@@ -152,7 +152,7 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
 // with part of the next chunk's input projection, when fuses(Whh, Wih): in
 // one pass,
 //
-//   y_r[0:N] = h_r Whh                    for r < m, h_r = h + r*ldh,
+//   y_r = h_r Whh                         for r < m, h_r = h + r*ldh,
 //                                         y_r = y + r*ldy (gemm_packed
 //                                         with M = m, beta 0)
 //   out[i, c] = bias[c] + x_i Wih[:, c]   for the rows i < kFusedRows*m of
@@ -162,6 +162,8 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
 // where the projection's m*fused_tiles(Wih) tiles are its row groups of
 // kFusedRows rows times its fused_tiles(Wih) columns tiles of equal width
 // (the last one may be narrower): tile t is group t / fused_tiles(Wih).
+// Whh and Wih may have different columns (a reset-before GRU's first
+// product has two gates' of the projection's three).
 // bias null: none.  Both results have the bits gemm_packed would give (y
 // with beta 0; out for C = bias rows with beta 1, or beta 0 without a
 // bias).  The recurrent product is bound by the cache's bandwidth (one or
@@ -172,8 +174,9 @@ constexpr index_t kFusedRows = 16;
 constexpr index_t kFusedMaxBatch = 2;
 
 // Whether the active kernels fuse a recurrent product of K = kh with a
-// projection of K = ki (each must be one K block); fuses(): and these two
-// packs, of the same columns, for the kernels they were packed for.
+// projection of K = ki (each must be one K block, rows of x not 4 KiB
+// apart: gemm.cpp); fuses(): and these two packs, for the kernels they
+// were packed for.
 template <typename T>
 bool fuses_shapes(index_t kh, index_t ki);
 template <typename T>
