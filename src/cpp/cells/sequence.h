@@ -496,7 +496,10 @@ class InputChunks {
   // 128 0.88x, 256 0.88-0.89x, 512 0.95-1.0x; GRU H=32 (T=1000) 0.97x, 64
   // 0.94x, 96 0.91-0.95x, 128 0.87-0.94x, 256 0.88-0.89x, 512 0.94-0.95x;
   // tanh RNN H=96 1.0x, 128 0.97x, 256 0.86-0.87x, 512 0.95x, but H=32
-  // (T=1000) 1.03x: two tiles of 16 columns for 16 steps.
+  // (T=1000) 1.03x: two tiles of 16 columns for 16 steps.  B=2 (against
+  // the build before batch 2 fused, lockstep): LSTM H=64-256 0.92-0.94x,
+  // 512 0.98x; GRU 0.93-0.95x, 0.97x; tanh RNN H=128-256 0.92-0.93x,
+  // 512 0.97x.  The reset-before GRU (B=1): H=64 0.96x, 128-256 0.88x.
   static bool fused_pays(index_t columns) { return columns >= 96; }
 
   const Schedule& s_;
