@@ -306,8 +306,8 @@ inline std::atomic<long long> fused_chunks{0};
 //
 // At batch 1 or 2 the step's recurrent product (mul_step) streams W_hh
 // from cache with one or two FMAs per value, leaving the FMA pipes mostly
-// idle, while the projection is bound by them.  So when the kernels fuse the two
-// (gemm::fuses), chunks are kFusedRows steps and each step of a
+// idle, while the projection is bound by them.  So when the kernels fuse
+// the two (gemm::fuses), chunks are kFusedRows steps and each step of a
 // chunk also computes a kFusedRows-th of the next chunk's projection (a
 // share of its columns) in the same pass (gemm::fused_step), into the
 // other of two buffers.  The bits are those of the unfused products, as
@@ -332,8 +332,9 @@ class InputChunks {
     const Dims& d = s.d;
     // Fused: batch 1 or 2 (kFusedMaxBatch), the recurrent product packed
     // for the call (more than direct_rows' steps), two chunks at least,
-    // and enough columns (fused_pays).  The choice must not depend on the thread count (the
-    // chunks would: a last one of fewer than kMinRows rows sums otherwise).
+    // and enough columns (fused_pays).  The choice must not depend on the
+    // thread count (the chunks would: a last one of fewer than kMinRows
+    // rows sums otherwise).
     fused_ = d.B <= gemm::kFusedMaxBatch &&
              s.steps() >= 2 * gemm::kFusedRows &&
              fused_pays(G * d.H) &&

@@ -97,11 +97,12 @@ using GemvN = void (*)(index_t rows, index_t n, const T* W, index_t ldw,
 // columns, n columns for the recurrent one (panel j at b_hh + j*hh_stride),
 // ni for the projection (panel j at b_ih + j*ih_stride):
 //
-//   y[r, 0:n] = h[r, 0:kh] B̃_hh          for r < m (the recurrent product,
-//                                         rows h + r*ldh, y + r*ldy,
-//                                         overwritten)
-//   out[g*kFusedRows + i, c] = bias[c] + sum_{p < ki} x[(g*kFusedRows + i)*ldx + p] B̃_ih[p, c]
-//            for i < kFusedRows and (g, c) in the tiles [t0, t1)
+//   y[r, 0:n] = h[r, 0:kh] B̃_hh      for r < m (the recurrent product,
+//                                     rows h + r*ldh, y + r*ldy,
+//                                     overwritten)
+//   out[R, c] = bias[c] + sum_{p < ki} x[R*ldx + p] B̃_ih[p, c]
+//            for the rows R = g*kFusedRows + i, i < kFusedRows, and the
+//            columns c of the tiles (g, c) in [t0, t1)
 //
 // where tile t is the row group g = t / ceil(ni / fused_width) and the
 // columns [c*fused_width, (c+1)*fused_width) within [0, ni), c = t modulo

@@ -405,12 +405,11 @@ struct MicroKernel {
 // element).  A projection tile is kFusedRows rows by one vector, summed
 // over all of ki in registers and stored once: U*MH*NV (8 for either
 // batch) + kFusedRows accumulators + a row of B̃_ih + a broadcast of h =
-// 8 + 16 + 2 = 26 of AVX-512's 32.  AVX2's 16
-// cannot hold them: tiles taken 4 rows at a time there (8 + 4 + 3), each
-// group reading the tile's column of B̃_ih again, made the batch-1
-// forwards 1.06-1.20x the time of unfused (LSTM, GRU, tanh RNN, H = 32-512,
-// lockstep A/B on Zen 4): 4 FMAs per line of B̃_ih and 4 broadcasts do
-// not hide under the stream.  (Chunks of 8 rows, two vectors wide, cut
+// 8 + 16 + 2 = 26 of AVX-512's 32.  AVX2's 16 cannot hold them: tiles
+// taken 4 rows at a time there (8 + 4 + 3), each group reading the tile's
+// column of B̃_ih again, made the batch-1 forwards 1.06-1.20x the time of
+// unfused (LSTM, GRU, tanh RNN, H = 32-512, lockstep A/B on Zen 4): 4 FMAs
+// per line of B̃_ih and 4 broadcasts do not hide under the stream.  (Chunks of 8 rows, two vectors wide, cut
 // in K into a piece per step whose sums waited in memory between steps,
 // read W_ih twice as often and loaded and stored 32 sums per panel and
 // step: LSTM B=1 H=256 forward 1.06-1.09x the time of this, and slower
@@ -418,9 +417,11 @@ struct MicroKernel {
 //
 // The recurrent product's kh steps (U at a time) over all panels and the
 // tiles' ki steps each are spread evenly over each other (Bresenham): on
-// an LSTM with H = I = 256, 64 tiles per chunk of 16 steps, 4 a step, one
-// projection step (16 FMAs, a line of B̃_ih) after every 8 recurrent ones
-// (16 FMAs, 16 lines of B̃_hh).
+// an LSTM with H = I = 256 at batch 1, 64 tiles per chunk of 16 steps, 4
+// a step, one projection step (16 FMAs, a line of B̃_ih) after every 8
+// recurrent ones (16 FMAs, 16 lines of B̃_hh); at batch 2, 8 tiles a step
+// (two row groups), one projection step after every 4 recurrent ones (16
+// FMAs, 8 lines).
 template <class V, int MR, int NV>
 struct FusedKernel {
   using T = typename V::T;
