@@ -49,7 +49,7 @@ stat = np.min if sys.argv[7] == "best" else np.median
 lockstep = sys.argv[8] == "lockstep"
 if sys.argv[9] != "-":  # the CPU both builds share (lockstep, 1 thread)
     os.sched_setaffinity(0, {int(sys.argv[9])})
-G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+G = {"lstm": 4, "gru": 3, "gru_rb": 3, "rnn": 1}[cell]
 
 
 def make_call(shape):
@@ -65,8 +65,9 @@ def make_call(shape):
     if cell == "lstm":
         fwd = lambda: F.lstm_forward(x, h0, h0, w_ih, w_hh, b, b, keep_cache=train)
         bwd = F.lstm_backward
-    elif cell == "gru":
-        fwd = lambda: F.gru_forward(x, h0, w_ih, w_hh, b, b, keep_cache=train)
+    elif cell in ("gru", "gru_rb"):  # gru_rb: the reset-before variant
+        fwd = lambda: F.gru_forward(x, h0, w_ih, w_hh, b, b, keep_cache=train,
+                                    reset_after=cell == "gru")
         bwd = F.gru_backward
     else:
         fwd = lambda: F.rnn_forward(x, h0, w_ih, w_hh, b, b, keep_cache=train)
@@ -168,7 +169,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("a", help="build A: DIR[@NAME=VALUE...]")
     p.add_argument("b", help="build B: DIR[@NAME=VALUE...]")
-    p.add_argument("--cell", default="lstm", choices=["lstm", "gru", "rnn"])
+    p.add_argument("--cell", default="lstm", choices=["lstm", "gru", "gru_rb", "rnn"],
+                   help="gru_rb: the GRU with reset_after=False")
     p.add_argument("--shapes", default="100x1x256,100x16x128,50x64x256",
                    help="comma list of TxBxH (I = H)")
     p.add_argument("--pass", dest="pass_", default="fwd", choices=["fwd", "fwdbwd"])

@@ -500,7 +500,8 @@ class InputChunks {
   // (T=1000) 1.03x: two tiles of 16 columns for 16 steps.  B=2 (against
   // the build before batch 2 fused, lockstep): LSTM H=64-256 0.92-0.94x,
   // 512 0.98x; GRU 0.93-0.95x, 0.97x; tanh RNN H=128-256 0.92-0.93x,
-  // 512 0.97x.  The reset-before GRU (B=1): H=64 0.96x, 128-256 0.88x.
+  // 512 0.97x.  The reset-before GRU against its unfused build: B=1
+  // H=64-256 0.89-0.90x, 512 0.96x; B=2 H=128-256 0.95x.
   static bool fused_pays(index_t columns) { return columns >= 96; }
 
   const Schedule& s_;
