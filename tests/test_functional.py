@@ -71,30 +71,29 @@ def assert_matches_reference(v, T, B, I, H, dtype, with_lengths, rng):
         assert rel_err(fast, ref) <= TOL[dtype], name
 
 
-@pytest.mark.parametrize("v", VARIANTS, ids=str)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(3, 5, 600, 20), (2, 17, 1100, 9), (3, 20, 24, 520)],
-                         ids=lambda s: "T%dB%dI%dH%d" % s)
-@pytest.mark.parametrize("with_lengths", [False, True])
-def test_long_rows_match_reference(v, dtype, shape, with_lengths, rng):
+# (T, B, I, H) the GEMM and the time loops take other paths for.
+PATH_SHAPES = [
     # I longer than the GEMM's K block for every ISA: the input projection
     # adds itself, block after block, to rows that start as the bias.
+    (3, 5, 600, 20), (2, 17, 1100, 9),
     # H = 520: rows of h (and of the gate gradients) too long for the GEMM
     # to read in place, and step products wider than one column block, so
     # each step packs its A once for all blocks (gemm_packed's whole_a).
-    assert_matches_reference(v, *shape, dtype, with_lengths, rng)
+    (3, 20, 24, 520),
+    # Batch 1 or 2, T >= 32, 96 columns or more (all but the RNN at
+    # H = 100): on AVX-512 the forward computes each chunk's input
+    # projection fused with the previous chunk's recurrent products
+    # (tests/test_fused.py: the same bits as unfused).  H = 100: a last
+    # panel partly filled.
+    (40, 1, 5, 128), (35, 1, 130, 100), (33, 2, 24, 112),
+]
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=str)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(40, 1, 5, 128), (35, 1, 130, 100), (33, 2, 24, 112)],
-                         ids=lambda s: "T%dB%dI%dH%d" % s)
+@pytest.mark.parametrize("shape", PATH_SHAPES, ids=lambda s: "T%dB%dI%dH%d" % s)
 @pytest.mark.parametrize("with_lengths", [False, True])
-def test_fused_small_batch_matches_reference(v, dtype, shape, with_lengths, rng):
-    # Batch 1 or 2, T >= 32, 96 columns or more (all but the RNN at H = 100):
-    # on AVX-512 the forward computes each chunk's input projection fused
-    # with the previous chunk's recurrent products (tests/test_fused.py:
-    # the same bits as unfused).  H = 100: a last panel partly filled.
+def test_other_paths_match_reference(v, dtype, shape, with_lengths, rng):
     assert_matches_reference(v, *shape, dtype, with_lengths, rng)
 
 

@@ -498,8 +498,10 @@ void gemm_packed(index_t M, T alpha, const T* A, index_t lda,
 }
 
 namespace {
-// Each product one K block: the recurrent one as gemm_packed's one-row
-// path, the projection as blocking() cuts kFusedRows rows.  And rows of x
+// Each product one K block: the recurrent one as blocking() cuts
+// kFusedMaxBatch rows (fewer rows never get a shorter block, and one row
+// takes gemm_packed's one-row path, which asks no more), the projection
+// as it cuts kFusedRows rows.  And rows of x
 // (ki values apart) that are not a multiple of 4 KiB apart: a projection
 // tile reads its kFusedRows rows side by side, and rows 4 KiB apart all
 // fall in the same set of L1 (64 sets of 64 bytes, 8 ways on Zen 4 and on
@@ -511,7 +513,6 @@ template <typename T>
 bool fuses_with(const GemmKernels<T>& uk, index_t kh, index_t ki) {
   return uk.fused_step && kh > 0 && ki > 0 &&
          std::size_t(ki) * sizeof(T) % 4096 != 0 &&
-         blocking(uk, 1, kh, false).kc >= kh &&
          blocking(uk, kFusedMaxBatch, kh, false).kc >= kh &&
          blocking(uk, kFusedRows, ki, false).kc >= ki;
 }

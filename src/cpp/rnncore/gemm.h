@@ -163,8 +163,7 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
 // kFusedRows rows times its fused_tiles(Wih) columns tiles of equal width
 // (the last one may be narrower): tile t is group t / fused_tiles(Wih).
 // Whh and Wih may have different columns (a reset-before GRU's first
-// product has two gates' of the projection's three).
-// bias null: none.  Both results have the bits gemm_packed would give (y
+// product covers two of the projection's three gates).  bias null: none.  Both results have the bits gemm_packed would give (y
 // with beta 0; out for C = bias rows with beta 1, or beta 0 without a
 // bias).  The recurrent product is bound by the cache's bandwidth (one or
 // two FMAs per value of Whh) and the projection by the FMA pipes: together
