@@ -28,6 +28,8 @@ SHAPES = [
     (100, 256, 256),  # the benchmark's shape
     (34, 17, 97),     # 2 threads: shares of 48 and 49 units
     (40, 1100, 100),  # I past one K block of AVX-512 (fp32 1024): not fused
+    (34, 520, 100),   # fp32 batch 1: tiles of 8 rows (2 KiB rows of x), 16 + 18
+    (36, 300, 97),    # fp64 batch 1: tiles of 8 rows; 388 columns, 4 in the last panel
 ]
 
 
@@ -90,16 +92,22 @@ def test_same_bits_as_unfused(v, dtype, shape, reverse, B, rng, threads):
                     reason="the fused step kernel is AVX-512's")
 @pytest.mark.parametrize("name", ["lstm", "lstm_proj", "gru", "gru_reset_before",
                                   "rnn_tanh"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype, I", [(np.float32, 256), (np.float32, 520),
+                                      (np.float64, 200), (np.float64, 256)],
+                         ids=["f32-I256", "f32-I520", "f64-I200", "f64-I256"])
 @pytest.mark.parametrize("B", [1, 2], ids=lambda b: f"B{b}")
-def test_fused_kernel_runs(name, dtype, B, rng, threads):
+def test_fused_kernel_runs(name, dtype, I, B, rng, threads):
     """The shapes above do reach the fused kernel (else the comparison
     would hold trivially): T=100, H=256 makes 6 chunks of 16 steps and
     one of 4, the first computed before the loop, the next 5 fused, the
     last after them; at 2 threads, each thread's share of the columns makes
-    its own."""
+    its own.  Both forms of projection tile run: 16 rows, and at batch 1
+    with rows of x of 2 KiB or more, 8 rows a panel wide."""
+    itemsize = np.dtype(dtype).itemsize
+    assert _core._testing_fused_tile_rows(np.dtype(dtype).name, B, I) == (
+        8 if B == 1 and I * itemsize >= 2048 else 16)
     v = next(v for v in ALL_VARIANTS if v.name == name)
-    args = make_args(v, 100, B, 256, 256, dtype, rng)
+    args = make_args(v, 100, B, I, 256, dtype, rng)
     for nthreads in (1, 2):
         rnncore.set_num_threads(nthreads)
         before = fused_chunks()
@@ -124,3 +132,14 @@ def test_not_fused(name, T, B, I, H, rng, threads):
     before = fused_chunks()
     forward(rnncore.functional, v, args, keep_cache=False)
     assert fused_chunks() == before
+
+
+def test_tile_rows():
+    """Tiles of 8 rows only at batch 1, from rows of x of 2 KiB; a dtype
+    name it does not know is refused."""
+    rows = _core._testing_fused_tile_rows
+    assert [rows("float32", 1, ki) for ki in (1, 511, 512, 1000)] == [16, 16, 8, 8]
+    assert [rows("float64", 1, ki) for ki in (255, 256)] == [16, 8]
+    assert rows("float32", 2, 1000) == rows("float64", 2, 500) == 16
+    with pytest.raises(ValueError, match="dtype"):
+        rows("float16", 1, 512)

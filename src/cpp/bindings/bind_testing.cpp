@@ -293,6 +293,16 @@ void register_testing(py::module_& m) {
   m.def("_testing_fused_chunks", [] { return cells::fused_chunks.load(); },
         "Tests only: how many chunks the fused step kernel has made so far "
         "in this process.");
+  m.def("_testing_fused_tile_rows",
+        [](const std::string& dtype, index_t m, index_t ki) {
+          if (dtype != "float32" && dtype != "float64")
+            fail_value("dtype must be 'float32' or 'float64'");
+          return dtype == "float32" ? gemm::fused_tile_rows<float>(m, ki)
+                                    : gemm::fused_tile_rows<double>(m, ki);
+        },
+        py::arg("dtype"), py::arg("m"), py::arg("ki"),
+        "Tests only: the rows of a fused step's projection tile at batch m "
+        "with rows of x of ki values (gemm::fused_tile_rows).");
   m.def("_testing_fail_steppers",
         [](int n) { cells::fail_next_steppers.store(n); },
         py::arg("n"),

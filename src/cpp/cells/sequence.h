@@ -393,7 +393,7 @@ class InputChunks {
     if (k == 0) rows_src_ = makes_next(W) ? rows_of(s1_, other) : nullptr;
     if (!rows_src_) return W.mul(s_.d.B, h, ldh, C, ldc, reverse);
     const gemm::PackedB<T>& Wih = *W_.packed();
-    const index_t B = s_.d.B, tiles = B * gemm::fused_tiles(Wih);
+    const index_t B = s_.d.B, tiles = gemm::fused_tiles(B, Wih);
     const index_t t0 = k * tiles / gemm::kFusedRows;
     const index_t t1 = (k + 1) * tiles / gemm::kFusedRows;
     if (t1 > t0)

@@ -531,10 +531,12 @@ bool fuses(const PackedB<T>& Whh, const PackedB<T>& Wih) {
 }
 
 template <typename T>
-index_t fused_tiles(const PackedB<T>& Wih) {
+index_t fused_tiles(index_t m, const PackedB<T>& Wih) {
   const GemmKernels<T>* uk = Wih.kernels_;
-  return uk && uk->fused_width ? (Wih.N_ + uk->fused_width - 1) / uk->fused_width
-                               : 0;
+  if (!uk || !uk->fused_width) return 0;
+  const index_t rows = fused_tile_rows<T>(m, Wih.K_);
+  const index_t width = rows == kFusedRows ? uk->fused_width : uk->nr;
+  return m * kFusedRows / rows * ((Wih.N_ + width - 1) / width);
 }
 
 template <typename T>
@@ -543,7 +545,7 @@ void fused_step(index_t m, const T* h, index_t ldh, const PackedB<T>& Whh,
                 const PackedB<T>& Wih, index_t t0, index_t t1, const T* bias,
                 T* out, index_t ldo) {
   if (m < 1 || m > kFusedMaxBatch || !fuses(Whh, Wih) || t0 < 0 ||
-      t1 <= t0 || t1 > m * fused_tiles(Wih))
+      t1 <= t0 || t1 > fused_tiles(m, Wih))
     throw std::invalid_argument("fused_step: a batch it does not fuse, packs "
                                 "that do not fuse, or an empty or "
                                 "out-of-range set of tiles");
@@ -554,7 +556,7 @@ void fused_step(index_t m, const T* h, index_t ldh, const PackedB<T>& Whh,
       Whh.N_, Whh.K_, Wih.K_, Wih.N_, m,
       h, ldh, Whh.panels_.data(), panel_stride<T>(Whh.K_, nr), y, ldy, reverse,
       x, ldx, Wih.panels_.data(), panel_stride<T>(Wih.K_, nr),
-      t0, t1, bias, out, ldo};
+      fused_tile_rows<T>(m, Wih.K_), t0, t1, bias, out, ldo};
   Whh.kernels_->fused_step(f);
 }
 
@@ -596,7 +598,7 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
   template std::size_t whole_a_values<T>(index_t, index_t, index_t);         \
   template bool fuses_shapes<T>(index_t, index_t);                           \
   template bool fuses<T>(const PackedB<T>&, const PackedB<T>&);              \
-  template index_t fused_tiles<T>(const PackedB<T>&);                        \
+  template index_t fused_tiles<T>(index_t, const PackedB<T>&);                        \
   template void fused_step<T>(index_t, const T*, index_t, const PackedB<T>&, \
                               T*, index_t, bool, const T*, index_t,          \
                               const PackedB<T>&, index_t, index_t, const T*, \

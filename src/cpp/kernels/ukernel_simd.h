@@ -405,7 +405,10 @@ struct MicroKernel {
 // element).  A projection tile is kFusedRows rows by one vector, summed
 // over all of ki in registers and stored once: U*MH*NV (8 for either
 // batch) + kFusedRows accumulators + a row of B̃_ih + a broadcast of h =
-// 8 + 16 + 2 = 26 of AVX-512's 32.  AVX2's 16 cannot hold them: tiles
+// 8 + 16 + 2 = 26 of AVX-512's 32; at batch 1 with long rows of x
+// (gemm::fused_tile_rows) kFusedRows / 2 rows by a panel, the same 16
+// accumulators and FMAs a step, half the broadcasts, 8 + 16 + 2 + 2 + 1
+// = 29 (unprefetched: B̃_ih's line pairs are in the L2 stream already).  AVX2's 16 cannot hold them: tiles
 // taken 4 rows at a time there (8 + 4 + 3), each group reading the tile's
 // column of B̃_ih again, made the batch-1 forwards 1.06-1.20x the time of
 // unfused (LSTM, GRU, tanh RNN, H = 32-512, lockstep A/B on Zen 4): 4 FMAs
@@ -433,16 +436,20 @@ struct FusedKernel {
                 "the recurrent product's accumulators beside the tile's");
 
   static void run(const FusedStepArgs<T>& f) {
-    if (f.m == 1) return run_rows<1>(f);
-    run_rows<2>(f);
+    if (f.m != 1) return run_rows<2, M>(f);
+    if (f.tile_rows == M) return run_rows<1, M>(f);
+    run_rows<1, M / 2>(f);
   }
 
-  // MH rows of h (the batch): the recurrent product as tile<MH>.
-  template <int MH>
+  // MH rows of h (the batch): the recurrent product as tile<MH>; TR rows
+  // a projection tile (M, one vector wide, or M / 2, a panel wide).
+  template <int MH, int TR>
   static void run_rows(const FusedStepArgs<T>& f) {
     constexpr int U = MK::template unroll<MH>();
+    constexpr int NT = TR == M ? 1 : NV;  // vectors a projection tile spans
+    static_assert(TR * NT == M, "a tile of TR rows is M FMAs a step");
     const index_t panels = (f.n + NR - 1) / NR, tiles = f.t1 - f.t0;
-    const index_t col_tiles = (f.ni + W - 1) / W;
+    const index_t col_tiles = (f.ni + NT * W - 1) / (NT * W);
     const reg one = V::set1(T(1));
     // Tile t0 + i beside the recurrent product's panels [q0, q1) of the
     // walk (a share of them: every panel goes with one tile), the tile's
@@ -451,23 +458,31 @@ struct FusedKernel {
       const index_t t = f.t0 + i, g = t / col_tiles, ct = t % col_tiles;
       const index_t q0 = i * panels / tiles, q1 = (i + 1) * panels / tiles;
       const index_t rounds = (q1 - q0) * (f.kh / U);
-      // Column vector ct % NV of panel ct / NV, zero-padded past ni, for
-      // the rows of group g.
-      const T* b = f.b_ih + (ct / NV) * f.ih_stride + (ct % NV) * W;
-      const T* x = f.x + g * M * f.ldx;
-      reg a[M];
+      // Columns [c0, c0 + NT*W) of B̃_ih (zero-padded past ni) for the rows
+      // of group g.
+      const index_t c0 = ct * NT * W;
+      const T* b = f.b_ih + (c0 / NR) * f.ih_stride + c0 % NR;
+      const T* x = f.x + g * TR * f.ldx;
+      reg a[TR][NT];
 #pragma GCC unroll 16
-      for (int r = 0; r < M; ++r) a[r] = V::zero();
+      for (int r = 0; r < TR; ++r)
+#pragma GCC unroll 2
+        for (int v = 0; v < NT; ++v) a[r][v] = V::zero();
       index_t pp = 0;
       auto proj_step = [&]() {
         const T* bp = b + pp * NR;
-        if constexpr (MK::template prefetches<M>())
+        if constexpr (NT == 1 && MK::template prefetches<TR>())
           __builtin_prefetch(reinterpret_cast<const char*>(bp) +
                              MK::kPrefetchBytes);
-        const reg bv = V::load(bp);
+        reg bv[NT];
+#pragma GCC unroll 2
+        for (int v = 0; v < NT; ++v) bv[v] = V::load(bp + v * W);
 #pragma GCC unroll 16
-        for (int r = 0; r < M; ++r)
-          a[r] = V::fmadd(V::set1(x[r * f.ldx + pp]), bv, a[r]);
+        for (int r = 0; r < TR; ++r) {
+          const reg xr = V::set1(x[r * f.ldx + pp]);
+#pragma GCC unroll 2
+          for (int v = 0; v < NT; ++v) a[r][v] = V::fmadd(xr, bv[v], a[r][v]);
+        }
         ++pp;
       };
       index_t err = 0;
@@ -508,22 +523,26 @@ struct FusedKernel {
           MK::store_row(acc[0][r], nj, one, T(0), f.y + r * f.ldy + jr);
       }
       while (pp < f.ki) proj_step();  // a tile without panels
-      const index_t c0 = ct * W, lanes = f.ni - c0 < W ? f.ni - c0 : W;
-      T* const out = f.out + g * M * f.ldo;
+      // out = 1 * sum + 1 * bias, as store_row with beta 1 on bias rows.
+      T* const out = f.out + g * TR * f.ldo + c0;
 #pragma GCC unroll 16
-      for (int r = 0; r < M; ++r) {
-        reg o = V::mul(one, a[r]);
-        if (f.bias)
-          o = V::fmadd(one,
-                       lanes == W ? V::load(f.bias + c0)
-                                  : V::load_n(f.bias + c0, lanes),
-                       o);
-        T* const orow = out + r * f.ldo + c0;
-        if (lanes == W)
-          V::store(orow, o);
-        else
-          V::store_n(orow, o, lanes);
-      }
+      for (int r = 0; r < TR; ++r)
+#pragma GCC unroll 2
+        for (int v = 0; v < NT; ++v) {
+          const index_t lanes = f.ni - c0 - v * W;
+          if (lanes <= 0) break;
+          reg o = V::mul(one, a[r][v]);
+          if (f.bias) {
+            const T* bias = f.bias + c0 + v * W;
+            o = V::fmadd(one, lanes >= W ? V::load(bias) : V::load_n(bias, lanes),
+                         o);
+          }
+          T* const orow = out + r * f.ldo + v * W;
+          if (lanes >= W)
+            V::store(orow, o);
+          else
+            V::store_n(orow, o, lanes);
+        }
     }
   }
 };

@@ -159,9 +159,9 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
 //                                         x (x_i = x + i*ldx) and the
 //                                         columns c of the tiles [t0, t1)
 //
-// where the projection's m*fused_tiles(Wih) tiles are its row groups of
-// kFusedRows rows times its fused_tiles(Wih) columns tiles of equal width
-// (the last one may be narrower): tile t is group t / fused_tiles(Wih).
+// where the projection's fused_tiles(m, Wih) tiles are its row groups of
+// fused_tile_rows rows times its column tiles of equal width (the last one
+// may be narrower): tile t is group t / (the number of column tiles).
 // Whh and Wih may have different columns (a reset-before GRU's first
 // product covers two of the projection's three gates).  bias null: none.  Both results have the bits gemm_packed would give (y
 // with beta 0; out for C = bias rows with beta 1, or beta 0 without a
@@ -172,6 +172,23 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
 constexpr index_t kFusedRows = 16;
 constexpr index_t kFusedMaxBatch = 2;
 
+// Rows of a projection tile of fused_step: kFusedRows, one vector wide,
+// but at batch 1 with rows of x of kFusedWideBytes or more half as many,
+// a whole panel (two vectors) wide.  A tile broadcasts each value of its
+// rows of x once per vector it spans, reading those rows side by side over
+// all of ki: 16 rows of 2 KiB fill L1 (32 KiB on Zen 4 and on Intel cores
+// since Skylake) beside W_hh's stream, 8 rows do not, and 8 broadcasts per
+// 16 FMAs (not 16) leave the load ports to the stream.  Batch 1, I = H =
+// 512-768: LSTM 0.90-0.95x the time, GRU 0.89-0.97x, tanh RNN 0.98x; at
+// I = 256-384 0.998-1.03x, and at batch 2 1.12-1.2x (its recurrent product
+// holds twice the registers), so those keep 16 rows (lockstep A/B, Zen 4).
+constexpr index_t kFusedWideBytes = 2048;
+template <typename T>
+constexpr index_t fused_tile_rows(index_t m, index_t ki) {
+  return m == 1 && ki * index_t(sizeof(T)) >= kFusedWideBytes ? kFusedRows / 2
+                                                              : kFusedRows;
+}
+
 // Whether the active kernels fuse a recurrent product of K = kh with a
 // projection of K = ki (each must be one K block, rows of x not 4 KiB
 // apart: gemm.cpp); fuses(): and these two packs, for the kernels they
@@ -181,8 +198,10 @@ bool fuses_shapes(index_t kh, index_t ki);
 template <typename T>
 bool fuses(const PackedB<T>& Whh, const PackedB<T>& Wih);
 
+// The tiles of a fused step's projection at batch m (0 for kernels that
+// do not fuse).
 template <typename T>
-index_t fused_tiles(const PackedB<T>& Wih);
+index_t fused_tiles(index_t m, const PackedB<T>& Wih);
 
 template <typename T>
 void fused_step(index_t m, const T* h, index_t ldh, const PackedB<T>& Whh,
@@ -211,7 +230,7 @@ class PackedB {
   friend void gemm_packed<T>(index_t, T, const T*, index_t, const PackedB<T>&,
                              index_t, index_t, T, T*, index_t, bool, T*);
   friend bool fuses<T>(const PackedB<T>&, const PackedB<T>&);
-  friend index_t fused_tiles<T>(const PackedB<T>&);
+  friend index_t fused_tiles<T>(index_t, const PackedB<T>&);
   friend void fused_step<T>(index_t, const T*, index_t, const PackedB<T>&,
                             T*, index_t, bool, const T*, index_t,
                             const PackedB<T>&, index_t, index_t, const T*,
