@@ -598,7 +598,7 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
   template std::size_t whole_a_values<T>(index_t, index_t, index_t);         \
   template bool fuses_shapes<T>(index_t, index_t);                           \
   template bool fuses<T>(const PackedB<T>&, const PackedB<T>&);              \
-  template index_t fused_tiles<T>(index_t, const PackedB<T>&);                        \
+  template index_t fused_tiles<T>(index_t, const PackedB<T>&);               \
   template void fused_step<T>(index_t, const T*, index_t, const PackedB<T>&, \
                               T*, index_t, bool, const T*, index_t,          \
                               const PackedB<T>&, index_t, index_t, const T*, \

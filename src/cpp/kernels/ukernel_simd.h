@@ -408,15 +408,16 @@ struct MicroKernel {
 // 8 + 16 + 2 = 26 of AVX-512's 32; at batch 1 with long rows of x
 // (gemm::fused_tile_rows) kFusedRows / 2 rows by a panel, the same 16
 // accumulators and FMAs a step, half the broadcasts, 8 + 16 + 2 + 2 + 1
-// = 29 (unprefetched: B̃_ih's line pairs are in the L2 stream already).  AVX2's 16 cannot hold them: tiles
-// taken 4 rows at a time there (8 + 4 + 3), each group reading the tile's
-// column of B̃_ih again, made the batch-1 forwards 1.06-1.20x the time of
-// unfused (LSTM, GRU, tanh RNN, H = 32-512, lockstep A/B on Zen 4): 4 FMAs
-// per line of B̃_ih and 4 broadcasts do not hide under the stream.  (Chunks of 8 rows, two vectors wide, cut
-// in K into a piece per step whose sums waited in memory between steps,
-// read W_ih twice as often and loaded and stored 32 sums per panel and
-// step: LSTM B=1 H=256 forward 1.06-1.09x the time of this, and slower
-// than unfused below 96 units.)
+// = 29 (not prefetched: measured without).  AVX2's 16 cannot hold them:
+// tiles taken 4 rows at a time there (8 + 4 + 3), each group reading the
+// tile's column of B̃_ih again, made the batch-1 forwards 1.06-1.20x the
+// time of unfused (LSTM, GRU, tanh RNN, H = 32-512, lockstep A/B on Zen
+// 4): 4 FMAs per line of B̃_ih and 4 broadcasts do not hide under the
+// stream.  (Chunks of 8 rows, two vectors wide, cut in K into a piece per
+// step whose sums waited in memory between steps, read W_ih twice as
+// often and loaded and stored 32 sums per panel and step: LSTM B=1 H=256
+// forward 1.06-1.09x the time of this, and slower than unfused below 96
+// units.)
 //
 // The recurrent product's kh steps (U at a time) over all panels and the
 // tiles' ki steps each are spread evenly over each other (Bresenham): on
@@ -534,8 +535,8 @@ struct FusedKernel {
           reg o = V::mul(one, a[r][v]);
           if (f.bias) {
             const T* bias = f.bias + c0 + v * W;
-            o = V::fmadd(one, lanes >= W ? V::load(bias) : V::load_n(bias, lanes),
-                         o);
+            o = V::fmadd(
+                one, lanes >= W ? V::load(bias) : V::load_n(bias, lanes), o);
           }
           T* const orow = out + r * f.ldo + v * W;
           if (lanes >= W)
