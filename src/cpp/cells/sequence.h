@@ -309,7 +309,7 @@ inline std::atomic<long long> fused_chunks{0};
 // idle, while the projection is bound by them.  So when the kernels fuse
 // the two (gemm::fuses), chunks are kFusedRows steps and each step of a
 // chunk also computes a kFusedRows-th of the next chunk's projection (a
-// share of its columns) in the same pass (gemm::fused_step), into the
+// share of its tiles) in the same pass (gemm::fused_step), into the
 // other of two buffers.  The bits are those of the unfused products, as
 // every row of a chunk is summed alike however many rows the chunk has (4
 // or more: gemm/blocking.h; a last chunk that would have fewer joins the

@@ -503,12 +503,15 @@ namespace {
 // takes gemm_packed's one-row path, which asks no more), the projection
 // as it cuts kFusedRows rows.  And rows of x
 // (ki values apart) that are not a multiple of 4 KiB apart: a projection
-// tile reads its kFusedRows rows side by side, and rows 4 KiB apart all
-// fall in the same set of L1 (64 sets of 64 bytes, 8 ways on Zen 4 and on
-// Intel cores since Skylake), 16 rows in 8 ways: the fused forward at
-// B = 1-2, T = 100, I = 1024 (fp32; fp64 512) took 1.3-1.7x the time of
-// the products one after the other (H = 256-1024; I = 640, 768: 0.81-0.85x,
-// lockstep in one process).
+// tile reads its rows side by side, and rows 4 KiB apart all fall in the
+// same set of L1 (64 sets of 64 bytes, 8 ways on Zen 4 and on Intel cores
+// since Skylake), 16 rows in 8 ways: the fused forward at B = 1-2, T =
+// 100, I = 1024 (fp32; fp64 512) took 1.3-1.7x the time of the products
+// one after the other (H = 256-1024; I = 640, 768: 0.81-0.85x, lockstep in
+// one process).  Batch 1's tiles of 8 rows (fused_tile_rows) fit the 8
+// ways but no more: fused at I = H = 1024, T = 30-100, LSTM 1.03-1.13x the
+// time, GRU 1.00-1.04x, tanh RNN 0.95-1.00x (lockstep A/B): not fused
+// either.
 template <typename T>
 bool fuses_with(const GemmKernels<T>& uk, index_t kh, index_t ki) {
   return uk.fused_step && kh > 0 && ki > 0 &&
