@@ -559,7 +559,7 @@ void fused_step(index_t m, const T* h, index_t ldh, const PackedB<T>& Whh,
       Whh.N_, Whh.K_, Wih.K_, Wih.N_, m,
       h, ldh, Whh.panels_.data(), panel_stride<T>(Whh.K_, nr), y, ldy, reverse,
       x, ldx, Wih.panels_.data(), panel_stride<T>(Wih.K_, nr),
-      fused_tile_rows<T>(m, Wih.K_), t0, t1, bias, out, ldo};
+      t0, t1, bias, out, ldo};
   Whh.kernels_->fused_step(f);
 }
 

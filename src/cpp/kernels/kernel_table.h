@@ -101,13 +101,14 @@ using GemvN = void (*)(index_t rows, index_t n, const T* W, index_t ldw,
 //                                     rows h + r*ldh, y + r*ldy,
 //                                     overwritten)
 //   out[R, c] = bias[c] + sum_{p < ki} x[R*ldx + p] B̃_ih[p, c]
-//            for the rows R = g*tile_rows + i, i < tile_rows, and the
-//            columns c of the tiles (g, c) in [t0, t1)
+//            for the rows R = g*rows + i, i < rows, and the columns c of
+//            the tiles (g, c) in [t0, t1)
 //
-// where tile t is the row group g = t / ceil(ni / width) and the columns
-// [c*width, (c+1)*width) within [0, ni), c = t modulo that: width one
-// vector (fused_width = NR / NV) for tile_rows = kFusedRows, a panel (NR)
-// for kFusedRows / 2 (gemm::fused_tile_rows); bias null: no bias.  The
+// where rows = gemm::fused_tile_rows<T>(m, ki), tile t is the row group
+// g = t / ceil(ni / width) and the columns [c*width, (c+1)*width) within
+// [0, ni), c = t modulo that: width one vector (fused_width = NR / NV)
+// for rows = kFusedRows, a panel (NR) for kFusedRows / 2; bias null: no
+// bias.  The
 // steps of both products are interleaved, spread evenly over the call, so
 // the FMAs of the projection run while the recurrent product, one or two
 // FMAs per value streamed, waits on the cache.  Every value is summed
@@ -117,6 +118,7 @@ using GemvN = void (*)(index_t rows, index_t n, const T* W, index_t ldw,
 // of the unfused products.  reverse: the recurrent product's panels from
 // the last.
 using gemm::kFusedRows;
+using gemm::fused_tile_rows;
 
 template <typename T>
 struct FusedStepArgs {
@@ -133,7 +135,6 @@ struct FusedStepArgs {
   index_t ldx = 0;
   const T* b_ih = nullptr;
   index_t ih_stride = 0;
-  index_t tile_rows = kFusedRows;  // or kFusedRows / 2, two vectors wide
   index_t t0 = 0, t1 = 0;
   const T* bias = nullptr;
   T* out = nullptr;

@@ -438,7 +438,7 @@ struct FusedKernel {
 
   static void run(const FusedStepArgs<T>& f) {
     if (f.m != 1) return run_rows<2, M>(f);
-    if (f.tile_rows == M) return run_rows<1, M>(f);
+    if (fused_tile_rows<T>(f.m, f.ki) == M) return run_rows<1, M>(f);
     run_rows<1, M / 2>(f);
   }
 

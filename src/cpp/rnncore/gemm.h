@@ -163,12 +163,13 @@ void gemv_n(index_t rows, index_t n, const T* W, index_t ldw, const T* a,
 // fused_tile_rows rows times its column tiles of equal width (the last one
 // may be narrower): tile t is group t / (the number of column tiles).
 // Whh and Wih may have different columns (a reset-before GRU's first
-// product covers two of the projection's three gates).  bias null: none.  Both results have the bits gemm_packed would give (y
-// with beta 0; out for C = bias rows with beta 1, or beta 0 without a
-// bias).  The recurrent product is bound by the cache's bandwidth (one or
-// two FMAs per value of Whh) and the projection by the FMA pipes: together
-// they overlap (kernels::FusedStep).  x aligned to T; reverse as in
-// gemm_packed.  Allocates nothing.
+// product covers two of the projection's three gates).  bias null: none.
+// Both results have the bits gemm_packed would give (y with beta 0; out
+// for C = bias rows with beta 1, or beta 0 without a bias).  The
+// recurrent product is bound by the cache's bandwidth (one or two FMAs per
+// value of Whh) and the projection by the FMA pipes: together they overlap
+// (kernels::FusedStep).  x aligned to T; reverse as in gemm_packed.
+// Allocates nothing.
 constexpr index_t kFusedRows = 16;
 constexpr index_t kFusedMaxBatch = 2;
 
@@ -179,8 +180,8 @@ constexpr index_t kFusedMaxBatch = 2;
 // all of ki: 16 rows of 2 KiB fill L1 (32 KiB on Zen 4 and on Intel cores
 // since Skylake) beside W_hh's stream, 8 rows do not, and 8 broadcasts per
 // 16 FMAs (not 16) leave the load ports to the stream.  Batch 1, I = H =
-// 512-768: LSTM 0.90-0.95x the time, GRU 0.89-0.97x, tanh RNN 0.98x; at
-// I = 256-384 0.998-1.03x, and at batch 2 1.12-1.2x (its recurrent product
+// 512-768: LSTM 0.90-0.98x the time, GRU 0.89-0.98x, tanh RNN 0.97-0.99x;
+// at I = 128-384 1.00-1.09x, and at batch 2 1.12-1.2x (its recurrent product
 // holds twice the registers), so those keep 16 rows (lockstep A/B, Zen 4).
 constexpr index_t kFusedWideBytes = 2048;
 template <typename T>
